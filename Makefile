@@ -1,0 +1,35 @@
+# The two commands of the README; each one sets everything up first (scripts/setup.sh, quick
+# when already done): the virtual environment .venv, the Jupyter kernel and Fashion-MNIST.
+#
+#   make book    build the executed book into _build/html (warnings are errors)
+#   make test    run the test suite
+#
+# Also: make setup (set-up only), make ipynb (paired .ipynb copies of the notebooks, for Colab),
+# make clean (remove the built book).
+
+VENV ?= .venv
+BIN := $(VENV)/bin
+export VENV
+
+.PHONY: all setup book test ipynb clean
+
+all: test book
+
+setup:
+	./scripts/setup.sh
+
+# --all: every page, notebooks included, is re-read and re-executed, so the book always shows what
+# the current code computes.
+book: setup
+	$(BIN)/jupyter-book build . --all -W -n --keep-going
+
+test: setup
+	$(BIN)/pytest
+
+# Colab opens .ipynb files only: these copies are what the Colab launch button points to once
+# they are committed (the book itself reads the .py files; _config.yml excludes the copies).
+ipynb: setup
+	$(BIN)/jupytext --to ipynb notebooks/*.py
+
+clean:
+	rm -rf _build

@@ -1,0 +1,315 @@
+"""Frozen configuration of every stage, with the paper's values as defaults.
+
+Each stage (model, data, fine-tuning, sampling, evaluation) has one frozen dataclass. A
+`RunConfig` bundles them; `PRESETS` names complete configurations: the three ImageNet subsets at
+paper scale (SPEC sections 4-5) and the CPU presets on Fashion-MNIST and sklearn's digits.
+`resolve(preset, overrides)` applies ``section.field=value`` overrides and validates the result,
+so a bad value fails before any work starts. The resolved config is saved beside every artefact
+(`save_config`) and hashed into every result row (`config_hash`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+# The repository root: shipped data (data/) and committed results (data/results/) live under it.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def project_path(path: str | Path) -> Path:
+    """`path` as given when absolute or present from here, else relative to the repository root.
+
+    Notebooks run in notebooks/, the CLI wherever it is called; both name files relative to the root.
+    """
+    p = Path(path)
+    if p.is_absolute() or p.exists():
+        return p
+    return PROJECT_ROOT / p
+
+
+METHODS = ("dit", "finetune", "minimax", "ddgd")
+# The one word that separates Minimax from DDGD: the memory update rule (SPEC section 3).
+METHOD_RULES = {"minimax": "fifo", "ddgd": "adaptive"}
+ACCUMULATE = ("once", "cumulative")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Where the pretrained latent diffusion model comes from (hub id, local folder or small config)."""
+
+    dit: str = "facebook/DiT-XL-2-256"  # hub id or folder; a hub id reads the `transformer` subfolder
+    vae_encode: str = "stabilityai/sd-vae-ft-ema"  # SPEC 4: encoder choice does not matter for training
+    vae_decode: str = "stabilityai/sd-vae-ft-mse"
+    num_timesteps: int = 1000
+    beta_start: float = 1e-4
+    beta_end: float = 0.02
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "imagewoof"  # imagewoof | imagenette | imageidc | fashion-mnist | digits
+    root: str | None = None  # ImageNet root with train/ and val/ wnid folders, or Fashion-MNIST files
+    resolution: int = 256  # resolution the diffusion model sees (ADM centre crop for ImageNet)
+    download: bool = False  # Fashion-MNIST only: allow torchvision's download
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Fine-tuning (SPEC sections 2-4). `method` picks the baseline or the memory rule."""
+
+    method: str = "ddgd"  # dit | finetune | minimax | ddgd
+    memory_rule: str | None = None  # None: the method's rule (fifo for minimax, adaptive for ddgd)
+    lambda_r: float = 0.002
+    lambda_g: float = 0.008
+    n_real: int = 64  # N_R
+    n_gen: int = 64  # N_G
+    accumulate: str = "once"  # "once" (paper) | "cumulative" (released code)
+    use_vb: bool = True  # train DiT's variance head with improved DDPM's L_vb (released code)
+    class_dropout: float = 0.1
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 8
+    epochs: int = 8
+    max_steps: int = 12000  # the released code's checkpoint step
+    ema_decay: float = 0.9999
+    difffit: bool = True  # train the DiffFit selection; False trains every parameter
+    checkpoint_every: int = 1000
+    seed: int = 0
+
+    @property
+    def rule(self) -> str | None:
+        """The memory update rule actually used, or None when no memory terms are trained."""
+        if self.method in ("dit", "finetune"):
+            return None
+        return self.memory_rule or METHOD_RULES[self.method]
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    pool: int = 100  # images generated per class; IPC k uses the first k (a prefix)
+    steps: int = 50  # respaced ancestral DDPM steps
+    guidance: float = 4.0  # classifier-free guidance scale; 1.0 disables guidance
+    guided_channels: int | None = 3  # DiT quirk: guidance on the first 3 eps channels; None: all
+    batch_size: int = 50
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """The hard-label protocol of IDC and Minimax (SPEC section 5)."""
+
+    networks: tuple[str, ...] = ("convnet-6", "resnetap-10", "resnet-18")
+    ipcs: tuple[int, ...] = (10, 20, 50)
+    image_size: int = 224
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    batch_size: int = 64
+    epochs: int | None = None  # None: by IPC (SPEC 5); an int overrides
+    epoch_scale: float = 1.0  # CPU presets train for a fraction of the protocol's epochs
+    min_epochs: int = 1
+    evaluations: int = 10  # test-set evaluations spread over training (best accuracy is over these)
+    cutmix_beta: float = 1.0
+    colour_jitter: float = 0.4
+    lighting: float = 0.1
+    crop_scale: float = 0.5
+    seeds: tuple[int, ...] = (0, 1, 2)
+    compile: bool = False  # torch.compile the network (pays off on long CPU runs)
+    test_limit: int | None = None  # evaluate on the first N test images only (smoke runs)
+    full_epochs: int | None = None  # epochs of the `full` baseline; None: the protocol's 300 x epoch_scale
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    name: str = "imagewoof"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+def _fashion(name: str, **sections: dict) -> RunConfig:
+    """The embedded CPU default: our own small latent DiT pretrained on Fashion-MNIST (shipped in data/)."""
+    base = RunConfig(
+        name=name,
+        model=ModelConfig(dit="data/fashion-ldm/transformer", vae_encode="data/fashion-ldm/vae",
+                          vae_decode="data/fashion-ldm/vae"),
+        data=DataConfig(dataset="fashion-mnist", resolution=32),
+        # CPU scale: a step budget instead of 8 epochs; EMA decay scaled to the step count
+        finetune=FinetuneConfig(batch_size=8, epochs=1, max_steps=400, ema_decay=0.99, checkpoint_every=200),
+        sample=SampleConfig(pool=50, steps=50, batch_size=250),
+        eval=EvalConfig(networks=("convnet-3", "resnetap-10"), ipcs=(1, 10, 50), image_size=32,
+                        epoch_scale=0.1, compile=True),
+    )
+    return _apply(base, sections)
+
+
+def _apply(cfg: RunConfig, sections: dict[str, dict]) -> RunConfig:
+    for sec, values in sections.items():
+        cfg = replace(cfg, **{sec: replace(getattr(cfg, sec), **values)})
+    return cfg
+
+
+PRESETS: dict[str, RunConfig] = {
+    "imagewoof": RunConfig(name="imagewoof"),
+    "imagenette": RunConfig(name="imagenette", data=DataConfig(dataset="imagenette")),
+    "imageidc": RunConfig(name="imageidc", data=DataConfig(dataset="imageidc")),
+    "fashion-mnist": _fashion("fashion-mnist"),
+    "fashion-mnist-quick": _fashion(
+        "fashion-mnist-quick",
+        finetune={"max_steps": 150, "ema_decay": 0.98},
+        sample={"pool": 10},
+        eval={"networks": ("convnet-3",), "ipcs": (10,), "seeds": (0, 1), "epoch_scale": 0.05},
+    ),
+    # A seconds-long end-to-end configuration on sklearn's 8x8 digits, for tests and smoke runs.
+    "digits-tiny": RunConfig(
+        name="digits-tiny",
+        model=ModelConfig(dit="tiny", vae_encode="tiny", vae_decode="tiny"),
+        data=DataConfig(dataset="digits", resolution=16),
+        finetune=FinetuneConfig(batch_size=8, epochs=1, max_steps=6, n_real=4, n_gen=4, ema_decay=0.9,
+                                checkpoint_every=3),
+        sample=SampleConfig(pool=4, steps=5, batch_size=16),
+        eval=EvalConfig(networks=("convnet-3",), ipcs=(2,), image_size=16, epochs=2, evaluations=2,
+                        seeds=(0,), batch_size=16),
+    ),
+}
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot work; the message names the field and the fix."""
+
+
+def validate(cfg: RunConfig) -> RunConfig:
+    from ddgd.memory import UPDATE_RULES  # floor 1, no cycle
+
+    ft, sm, ev = cfg.finetune, cfg.sample, cfg.eval
+    if ft.method not in METHODS:
+        raise ConfigError(f"unknown method {ft.method!r}: choose one of {', '.join(METHODS)}")
+    if ft.memory_rule is not None and ft.memory_rule not in UPDATE_RULES:
+        raise ConfigError(f"unknown memory rule {ft.memory_rule!r}: choose one of {', '.join(UPDATE_RULES)}")
+    if ft.accumulate not in ACCUMULATE:
+        raise ConfigError(f"finetune.accumulate={ft.accumulate!r}: choose 'once' (paper) or 'cumulative' (released code)")
+    for name in ("n_real", "n_gen", "batch_size", "max_steps", "epochs"):
+        if getattr(ft, name) <= 0:
+            raise ConfigError(f"finetune.{name}={getattr(ft, name)} must be a positive integer")
+    if not 0.0 <= ft.ema_decay < 1.0:
+        raise ConfigError(f"finetune.ema_decay={ft.ema_decay} must lie in [0, 1)")
+    if sm.pool <= 0 or sm.steps <= 0 or sm.batch_size <= 0:
+        raise ConfigError("sample.pool, sample.steps and sample.batch_size must be positive integers")
+    for ipc in ev.ipcs:
+        if ipc <= 0:
+            raise ConfigError(f"eval.ipcs holds {ipc}: an IPC must be a positive integer")
+        if ipc > sm.pool:
+            raise ConfigError(f"eval.ipcs holds {ipc}, more than the {sm.pool} images generated per class: "
+                              f"raise sample.pool to at least {ipc} or drop that IPC")
+    from ddgd.networks import NETWORKS
+
+    for net in ev.networks:
+        if net not in NETWORKS:
+            raise ConfigError(f"unknown network {net!r}: choose one of {', '.join(NETWORKS)}")
+    from ddgd.data import DATASETS
+
+    if cfg.data.dataset not in DATASETS:
+        raise ConfigError(f"unknown dataset {cfg.data.dataset!r}: choose one of {', '.join(DATASETS)}")
+    return cfg
+
+
+def _coerce(value: str, current: Any, ftype: Any) -> Any:
+    """Parse an override string into the type of the field it replaces."""
+    text = str(ftype)
+    if isinstance(current, bool) or text == "bool":
+        if value.lower() in ("1", "true", "yes"):
+            return True
+        if value.lower() in ("0", "false", "no"):
+            return False
+        raise ConfigError(f"expected true or false, got {value!r}")
+    if value.lower() in ("none", "null") and "None" in text:
+        return None
+    if isinstance(current, tuple) or "tuple" in text:
+        inner = int if "int" in text else str
+        return tuple(inner(v) for v in value.split(",") if v)
+    if isinstance(current, int) or text.startswith("int"):
+        return int(value)
+    if isinstance(current, float) or text.startswith("float"):
+        return float(value)
+    return value
+
+
+def resolve(preset: str | RunConfig = "imagewoof", overrides: dict[str, Any] | list[str] | None = None) -> RunConfig:
+    """A preset with ``section.field=value`` overrides applied, validated."""
+    if isinstance(preset, RunConfig):
+        cfg = preset
+    elif preset in PRESETS:
+        cfg = PRESETS[preset]
+    else:
+        raise ConfigError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
+    if isinstance(overrides, list):
+        pairs = []
+        for item in overrides:
+            if "=" not in item:
+                raise ConfigError(f"override {item!r} is not of the form section.field=value")
+            key, value = item.split("=", 1)
+            pairs.append((key, value))
+        overrides = dict(pairs)
+    for key, value in (overrides or {}).items():
+        if "." not in key:
+            raise ConfigError(f"override key {key!r} must name a section, e.g. finetune.lambda_r")
+        sec, name = key.split(".", 1)
+        section = getattr(cfg, sec, None)
+        if not dataclasses.is_dataclass(section):
+            raise ConfigError(f"unknown config section {sec!r}: choose one of model, data, finetune, sample, eval")
+        ftypes = {f.name: f.type for f in fields(section)}
+        if name not in ftypes:
+            raise ConfigError(f"unknown field {key!r}: {sec} has {', '.join(ftypes)}")
+        if isinstance(value, str):
+            value = _coerce(value, getattr(section, name), ftypes[name])
+        elif isinstance(value, list):
+            value = tuple(value)
+        cfg = replace(cfg, **{sec: replace(section, **{name: value})})
+    return validate(cfg)
+
+
+def to_dict(cfg: RunConfig) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(d: dict) -> RunConfig:
+    def build(cls, values):
+        kw = {}
+        for f in fields(cls):
+            if f.name in values:
+                v = values[f.name]
+                kw[f.name] = tuple(v) if isinstance(v, list) else v
+        return cls(**kw)
+
+    return RunConfig(
+        name=d.get("name", "custom"),
+        model=build(ModelConfig, d.get("model", {})),
+        data=build(DataConfig, d.get("data", {})),
+        finetune=build(FinetuneConfig, d.get("finetune", {})),
+        sample=build(SampleConfig, d.get("sample", {})),
+        eval=build(EvalConfig, d.get("eval", {})),
+    )
+
+
+def config_hash(cfg: RunConfig | dict, *sections: str) -> str:
+    """Short stable hash of the config (or of the named sections only)."""
+    d = to_dict(cfg) if isinstance(cfg, RunConfig) else cfg
+    if sections:
+        d = {s: d[s] for s in sections}
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def save_config(cfg: RunConfig, directory: str | Path, name: str = "config.json") -> Path:
+    """Write the resolved config beside an artefact (atomically)."""
+    path = Path(directory) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(to_dict(cfg), indent=2, sort_keys=True))
+    tmp.replace(path)
+    return path

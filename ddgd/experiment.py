@@ -1,0 +1,153 @@
+"""A whole experiment: distill -> sample -> evaluate for every method and seed, one CSV row per run.
+
+This is what `ddgd distill|sample|evaluate|run` and the table notebooks call. Layout of an
+experiment folder (``runs/<preset>`` by default):
+
+    cache/                      latent caches of the real training set
+    <method>/seed<k>/           fine-tuning run: config.json, checkpoint.pt, ema.pt, done.json
+    <method>/seed<k>/samples/   the generated pool: ImageFolder of PNGs + manifest.json
+
+A seed covers fine-tuning, sampling and evaluation. Rows are appended to the results CSV as soon as
+each evaluation ends, and a rerun skips the rows it already has, so a long preset can run in pieces.
+The real-image baselines `random` and `full` go through the same evaluation.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from ddgd.config import RunConfig, config_hash, to_dict
+from ddgd.data import ImageNetSubset, SUBSETS, check_imagenet_root, class_indices, class_names, diffusion_transform, \
+    load_image_folder, load_real, real_baseline
+from ddgd.evaluate import append_result, completed_runs, result_row, run_key, train_and_test
+from ddgd.finetune import finetune, load_finetuned
+from ddgd.latents import LatentCache, cached_latents
+from ddgd.models import load_vae
+from ddgd.report import provenance
+from ddgd.sample import generate, ipc_subset, write_image_folder
+
+GENERATIVE = ("dit", "finetune", "minimax", "ddgd")
+REAL = ("random", "full")
+
+
+@dataclass
+class RealData:
+    test_x: torch.Tensor  # uint8 [N, C, H, W] at the evaluation resolution
+    test_y: torch.Tensor
+    train_x: torch.Tensor | None  # in memory for small datasets (None for ImageNet subsets)
+    train_y: torch.Tensor | None
+    names: list[str]
+    index: list[int]  # label the DiT is conditioned on, per local class
+
+
+def with_seed(cfg: RunConfig, seed: int, method: str | None = None) -> RunConfig:
+    """The config of one seed (fine-tuning and sampling seeds) and, optionally, one method."""
+    ft = replace(cfg.finetune, seed=seed, **({"method": method} if method else {}))
+    return replace(cfg, finetune=ft, sample=replace(cfg.sample, seed=seed))
+
+
+def load_data(cfg: RunConfig) -> RealData:
+    """Test images (and train images when they fit in memory) of the configured dataset."""
+    d = cfg.data
+    if d.dataset in SUBSETS:
+        check_imagenet_root(d.root, d.dataset)
+        test_x, test_y = load_real(d.dataset, "val", root=d.root, resolution=cfg.eval.image_size)
+        train_x = train_y = None
+    else:
+        train_x, train_y = load_real(d.dataset, "train", root=d.root, resolution=d.resolution, download=d.download)
+        test_x, test_y = load_real(d.dataset, "test", root=d.root, resolution=d.resolution, download=d.download)
+    if cfg.eval.test_limit:
+        test_x, test_y = test_x[: cfg.eval.test_limit], test_y[: cfg.eval.test_limit]
+    return RealData(test_x, test_y, train_x, train_y, class_names(d.dataset), class_indices(d.dataset))
+
+
+def latent_cache(cfg: RunConfig, data: RealData, root: Path, progress: bool = True) -> LatentCache:
+    d = cfg.data
+    vae = load_vae(cfg.model.vae_encode)
+    if d.dataset in SUBSETS:
+        dataset = ImageNetSubset(d.root, d.dataset, "train", transform=diffusion_transform(d.resolution, flip=False))
+        images, labels = dataset, torch.tensor(dataset.targets)
+    else:
+        images, labels = data.train_x, data.train_y
+    return cached_latents(vae, cfg.model.vae_encode, d.dataset, d.resolution, images, labels, root / "cache", progress)
+
+
+def run_dir(root: Path, cfg: RunConfig) -> Path:
+    return root / cfg.finetune.method / f"seed{cfg.finetune.seed}"
+
+
+def distill(cfg: RunConfig, root: Path, data: RealData, progress: bool = True) -> Path:
+    """Fine-tune (unless the method is `dit`); returns the run folder. Resumes an unfinished run."""
+    out = run_dir(root, cfg)
+    if cfg.finetune.method != "dit":
+        cache = latent_cache(cfg, data, root, progress)
+        finetune(cfg, cache, data.index, out, progress=progress)
+    return out
+
+
+def sample_pool(cfg: RunConfig, out: Path, data: RealData, progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pool of `sample.pool` images per class, generated once and read back afterwards."""
+    folder = out / "samples"
+    if (folder / "manifest.json").is_file():
+        return load_image_folder(folder, data.names)
+    model = load_finetuned(cfg, out)
+    vae = load_vae(cfg.model.vae_decode)
+    s = cfg.sample
+    images, labels = generate(model, vae, data.index, s.pool, s.seed, s.steps, s.guidance, s.guided_channels,
+                              s.batch_size, progress)
+    meta = {"config": to_dict(cfg), "config_hash": config_hash(cfg), "provenance": provenance()}
+    write_image_folder(images, labels, data.names, folder, meta)
+    return images, labels
+
+
+def evaluate_set(cfg: RunConfig, images, labels, data: RealData, method: str, ipc: int, network: str, seed: int,
+                 csv: Path, progress: bool = True, variant: str = "") -> dict:
+    """Train `network` on a distilled set, test on the real test images, append the row.
+
+    `variant` names a deviation from the preset (an ablation or a sweep point) in its own column.
+    """
+    result = train_and_test(images, labels, data.test_x, data.test_y, network, cfg.eval, seed, ipc, progress=progress)
+    row = result_row(method, cfg.data.dataset, ipc, network, seed, result, config_hash(cfg))
+    row["variant"] = variant
+    append_result(csv, row)
+    return row
+
+
+def _ipcs(cfg: RunConfig, method: str, data: RealData) -> list[int]:
+    """IPCs to evaluate; `full` has one entry, the images per class of the whole training set."""
+    if method == "full":
+        return [int(torch.bincount(data.train_y).min())]
+    return list(cfg.eval.ipcs)
+
+
+def run_experiment(cfg: RunConfig, methods: tuple[str, ...], root: str | Path, csv: str | Path,
+                   progress: bool = True, variant: str = "") -> Path:
+    """Every method x seed x IPC x network of `cfg`, skipping rows the CSV already holds."""
+    root, csv = Path(root), Path(csv)
+    data = load_data(cfg)
+    done = completed_runs(csv)
+    cells = [(m, s) for s in cfg.eval.seeds for m in methods]
+    for method, seed in tqdm(cells, desc=f"{cfg.name}", disable=not progress):
+        run_cfg = with_seed(cfg, seed, method if method in GENERATIVE else None)
+        if method == "full":  # the whole training set: its own (short) epoch budget
+            run_cfg = replace(run_cfg, eval=replace(run_cfg.eval, epochs=cfg.eval.full_epochs))
+        todo = [(ipc, net) for ipc in _ipcs(cfg, method, data) for net in cfg.eval.networks
+                if run_key(method, cfg.data.dataset, ipc, net, seed, config_hash(run_cfg)) not in done]
+        if not todo:
+            continue
+        if method in GENERATIVE:
+            out = distill(run_cfg, root, data, progress)
+            pool_x, pool_y = sample_pool(run_cfg, out, data, progress)
+        for ipc, net in todo:
+            if method in GENERATIVE:
+                x, y = ipc_subset(pool_x, pool_y, ipc)
+            elif data.train_x is None:
+                raise NotImplementedError("real-image baselines on ImageNet subsets need the images in memory: "
+                                          "run them with `ddgd evaluate --real` on an image folder")
+            else:
+                x, y = real_baseline(method, data.train_x, data.train_y, ipc, seed)
+            evaluate_set(run_cfg, x, y, data, method, ipc, net, seed, csv, progress, variant)
+    return csv

@@ -1,0 +1,224 @@
+"""Fine-tuning with the memory terms: the paper's Algorithm 1 (SPEC sections 2-4).
+
+    for each step:
+        z0 ~ cached posterior of a batch of real images (random flip view)
+        t ~ U{0..T-1}, eps ~ N(0, I), z_t = sqrt(abar_t) z0 + sqrt(1 - abar_t) eps
+        eps_theta, v = DiT(z_t, t, c)          (labels dropped to the null class w.p. 0.1)
+        zhat = (z_t - sqrt(1 - abar_t) eps_theta) / sqrt(abar_t)
+        L = L_diff (+ L_vb) + lambda_r L_real(zhat, M_real) + lambda_g L_gen(zhat, M_gen)
+        theta <- AdamW(theta, grad L);  EMA update
+        M_real[c] <- update(M_real[c] + z0_c);  M_gen[c] <- update(M_gen[c] + zhat_c)
+
+`method` selects the baseline: ``finetune`` (L_diff only), ``minimax`` (FIFO memories) or ``ddgd``
+(self-adaptive memories); the memory rule is the only difference between the last two.
+
+A run directory holds config.json, checkpoint.pt (everything needed to resume exactly: trainable
+weights, EMA, optimiser, both memories of every class, RNG state, step) and, when finished,
+ema.pt plus done.json. Checkpoints are written to a temporary name and renamed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from ddgd.config import RunConfig, config_hash, save_config, to_dict
+from ddgd.diffusion import Schedule, q_sample
+from ddgd.latents import LatentCache
+from ddgd.losses import diffusion_loss, minimax_terms, predicted_x0, total_loss, vb_term
+from ddgd.memory import ClassMemories
+from ddgd.models import EMA, drop_labels, load_transformer, select_trainable
+
+
+class RunDirError(RuntimeError):
+    """The output directory holds another run, or a checkpoint that does not match the config."""
+
+
+@dataclass
+class State:
+    """Everything that changes during fine-tuning (what a checkpoint stores)."""
+
+    step: int
+    optimizer: torch.optim.Optimizer
+    ema: EMA
+    memories: ClassMemories | None
+    generator: torch.Generator  # noise, timesteps, label dropout, posterior samples
+    history: list
+
+
+def batch_indices(n: int, batch_size: int, step: int, seed: int) -> torch.Tensor:
+    """The step's mini-batch: epoch-wise shuffling seeded by (seed, epoch), so resuming needs no loader state."""
+    per_epoch = n // batch_size
+    if per_epoch == 0:
+        raise ValueError(f"{n} real images are fewer than one batch of {batch_size}: lower finetune.batch_size")
+    epoch, k = divmod(step, per_epoch)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100003 + epoch))
+    return perm[k * batch_size:(k + 1) * batch_size]
+
+
+def total_steps(n: int, cfg: RunConfig) -> int:
+    ft = cfg.finetune
+    return min(ft.max_steps, ft.epochs * (n // ft.batch_size))
+
+
+def training_step(model, state: State, cache: LatentCache, class_index: torch.Tensor, schedule: Schedule,
+                  cfg: RunConfig) -> dict:
+    """One step of Algorithm 1; returns the step's loss terms as floats."""
+    ft, g = cfg.finetune, state.generator
+    idx = batch_indices(len(cache), ft.batch_size, state.step, ft.seed)
+    y = cache.labels[idx]  # local labels 0..K-1: the memories are per class
+    z0 = cache.sample(idx, g)  # [B, c, h, w]
+    t = torch.randint(0, len(schedule), (len(idx),), generator=g)
+    eps = torch.randn(z0.shape, generator=g)
+    z_t = q_sample(z0, t, eps, schedule)
+    y_model = drop_labels(class_index[y], model.config.num_embeds_ada_norm, ft.class_dropout, g)
+    out = model(z_t, timestep=t, class_labels=y_model).sample
+    c = z0.shape[1]
+    eps_pred, v = out[:, :c], out[:, c:]
+    l_diff = diffusion_loss(eps_pred, eps)
+    l_vb = vb_term(eps_pred, v, z0, z_t, t, schedule) if ft.use_vb and v.shape[1] else None
+    zhat = predicted_x0(z_t, eps_pred, schedule.alphas_cumprod, t)
+    terms = None
+    if state.memories is not None:
+        present = {cl: m for cl in set(y.tolist()) if (m := state.memories.tensors(cl)) is not None}
+        terms = minimax_terms(zhat, y, present, ft.accumulate)
+    loss = total_loss(l_diff, l_vb, terms, ft.lambda_r, ft.lambda_g)
+    state.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    state.optimizer.step()
+    if state.memories is not None:  # after this batch's terms, as the paper does
+        state.memories.update(y, z0, zhat.detach())
+    state.ema.update(model)
+    state.step += 1
+    return {"step": state.step, "loss": loss.item(), "l_diff": l_diff.item(),
+            "l_vb": l_vb.item() if l_vb is not None else 0.0,
+            "l_real": terms.l_real.item() if terms else 0.0, "l_gen": terms.l_gen.item() if terms else 0.0}
+
+
+# ------------------------------------------------------------------------------------ bookkeeping
+def _checkpoint_id(cfg: RunConfig) -> str:
+    return config_hash(cfg, "model", "data", "finetune")
+
+
+def save_checkpoint(path: Path, model, state: State, cfg: RunConfig) -> None:
+    params = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    blob = {
+        "config_id": _checkpoint_id(cfg), "model": cfg.model.dit, "step": state.step, "trainable": params,
+        "optimizer": state.optimizer.state_dict(), "ema": state.ema.state_dict(),
+        "memories": state.memories.state_dict() if state.memories else None,
+        "generator": state.generator.get_state(), "history": state.history,
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(blob, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path, model, state: State, cfg: RunConfig) -> None:
+    blob = torch.load(path, weights_only=False)
+    if blob["config_id"] != _checkpoint_id(cfg) or blob["model"] != cfg.model.dit:
+        raise RunDirError(f"checkpoint {path} comes from another model or config ({blob['model']}, "
+                          f"id {blob['config_id']}): use a new output directory or the checkpoint's config")
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for n, v in blob["trainable"].items():
+            params[n].copy_(v)
+    state.optimizer.load_state_dict(blob["optimizer"])
+    state.ema.load_state_dict(blob["ema"])
+    if state.memories is not None:
+        state.memories.load_state_dict(blob["memories"])
+    state.generator.set_state(blob["generator"])
+    state.step, state.history = blob["step"], blob["history"]
+
+
+def prepare_run_dir(out: Path, cfg: RunConfig) -> None:
+    """Create `out` for this config, or accept it when it holds the same run; refuse another run's folder."""
+    existing = out / "config.json"
+    if existing.is_file():
+        theirs = json.loads(existing.read_text())
+        if config_hash(theirs, "model", "data", "finetune") != _checkpoint_id(cfg):
+            raise RunDirError(f"{out} already holds a run with another config: choose another output "
+                              "directory, or delete it to start over")
+    elif out.exists() and any(out.iterdir()):
+        raise RunDirError(f"{out} is not empty and holds no run config: choose an empty output directory")
+    save_config(cfg, out)
+
+
+def is_done(out: Path) -> bool:
+    return (out / "done.json").is_file()
+
+
+# ---------------------------------------------------------------------------------------- the loop
+def finetune(cfg: RunConfig, cache: LatentCache, class_index: list[int], out_dir: str | Path,
+             progress: bool = True, stop_after: int | None = None) -> Path:
+    """Fine-tune `cfg.model.dit` on the cached real latents; returns the run directory.
+
+    `class_index[c]` is the label the DiT is conditioned on for local class c (the canonical
+    ImageNet-1k index for ImageNet subsets). `stop_after` ends the call after that many steps
+    (a checkpoint is written), to test resumption.
+    """
+    out = Path(out_dir)
+    prepare_run_dir(out, cfg)
+    if is_done(out):
+        return out
+    ft = cfg.finetune
+    torch.manual_seed(ft.seed)
+    model = load_transformer(cfg.model.dit)
+    select_trainable(model, ft.difffit)
+    model.train()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    state = State(
+        step=0,
+        optimizer=torch.optim.AdamW(trainable, lr=ft.lr, weight_decay=ft.weight_decay),
+        ema=EMA(model, ft.ema_decay),
+        memories=ClassMemories(ft.n_real, ft.n_gen, ft.rule) if ft.rule else None,
+        generator=torch.Generator().manual_seed(ft.seed),
+        history=[],
+    )
+    ckpt = out / "checkpoint.pt"
+    if ckpt.is_file():
+        load_checkpoint(ckpt, model, state, cfg)
+    schedule = Schedule.linear(cfg.model.num_timesteps, cfg.model.beta_start, cfg.model.beta_end)
+    index = torch.as_tensor(class_index)
+    steps = total_steps(len(cache), cfg)
+    start, t0 = state.step, time.time()
+    bar = tqdm(total=steps, initial=start, desc=f"fine-tune {ft.method}", disable=not progress)
+    while state.step < steps:
+        state.history.append(training_step(model, state, cache, index, schedule, cfg))
+        bar.update(1)
+        at_end = state.step == steps or (stop_after is not None and state.step - start >= stop_after)
+        if at_end or state.step % ft.checkpoint_every == 0:
+            save_checkpoint(ckpt, model, state, cfg)
+        if at_end:
+            break
+    bar.close()
+    if state.step == steps:
+        tmp = out / "ema.pt.tmp"
+        torch.save({"config_id": _checkpoint_id(cfg), "model": cfg.model.dit, "ema": state.ema.shadow}, tmp)
+        os.replace(tmp, out / "ema.pt")
+        (out / "done.json").write_text(json.dumps({"steps": steps, "wall_s": time.time() - t0,
+                                                   "config": to_dict(cfg)["finetune"]}))
+    return out
+
+
+def load_finetuned(cfg: RunConfig, run_dir: str | Path | None):
+    """The DiT with the run's EMA weights (the model sampling uses); the pretrained model for `dit`."""
+    model = load_transformer(cfg.model.dit)
+    if cfg.finetune.method != "dit":
+        path = Path(run_dir) / "ema.pt"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing: the fine-tuning run in {run_dir} has not finished "
+                                    "(rerun `ddgd distill` with the same config to resume it)")
+        blob = torch.load(path, weights_only=True)
+        if blob["config_id"] != _checkpoint_id(cfg):
+            raise RunDirError(f"{path} was made with another config: sample with the run's own config.json")
+        select_trainable(model, cfg.finetune.difffit)
+        params = dict(model.named_parameters())
+        with torch.no_grad():
+            for n, v in blob["ema"].items():
+                params[n].copy_(v)
+    return model.eval().requires_grad_(False)

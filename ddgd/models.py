@@ -1,0 +1,185 @@
+"""The latent diffusion model: a diffusers DiT and SD-style VAE, DiffFit selection, EMA (SPEC section 4).
+
+`load_transformer` and `load_vae` take a hub id (``facebook/DiT-XL-2-256`` reads its ``transformer``
+subfolder), a local folder written by ``save_pretrained``, or the name of a small config from
+`SMALL_CONFIGS` (random weights, for tests and pretraining). The same code path serves all three.
+
+Two fixes to diffusers' DiT layout (documented on the deviations page):
+* diffusers keeps a copy of the timestep/class embedder in every block; `tie_embedders` makes all
+  blocks share block 0's, so the class embedding is one table trained once, as in the original DiT.
+* label dropout for guidance happens inside every block's embedder, independently per block; we
+  switch it off there and drop labels once per sample in the training loop (`drop_labels`).
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from diffusers import AutoencoderKL, DiTTransformer2DModel
+
+# Small configs: "tiny" for tests (seconds), "fashion" for the embedded Fashion-MNIST model,
+# "bench" for the benchmarks at paper latent shapes (6 layers, hidden 384, patch 2).
+SMALL_CONFIGS: dict[str, dict] = {
+    "tiny": dict(
+        dit=dict(num_attention_heads=2, attention_head_dim=16, in_channels=4, out_channels=8, num_layers=2,
+                 sample_size=4, patch_size=2, num_embeds_ada_norm=10, norm_type="ada_norm_zero"),
+        vae=dict(in_channels=1, out_channels=1, down_block_types=("DownEncoderBlock2D",) * 3,
+                 up_block_types=("UpDecoderBlock2D",) * 3, block_out_channels=(8, 16, 16), layers_per_block=1,
+                 latent_channels=4, norm_num_groups=4, sample_size=16),
+    ),
+    "fashion": dict(
+        dit=dict(num_attention_heads=3, attention_head_dim=64, in_channels=4, out_channels=8, num_layers=6,
+                 sample_size=8, patch_size=2, num_embeds_ada_norm=10, norm_type="ada_norm_zero"),
+        vae=dict(in_channels=1, out_channels=1, down_block_types=("DownEncoderBlock2D",) * 3,
+                 up_block_types=("UpDecoderBlock2D",) * 3, block_out_channels=(16, 32, 64), layers_per_block=1,
+                 latent_channels=4, norm_num_groups=16, sample_size=32),
+    ),
+    "bench": dict(
+        dit=dict(num_attention_heads=6, attention_head_dim=64, in_channels=4, out_channels=8, num_layers=6,
+                 sample_size=32, patch_size=2, num_embeds_ada_norm=10, norm_type="ada_norm_zero"),
+        vae=dict(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
+                 up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(128, 256, 512, 512),
+                 layers_per_block=2, latent_channels=4, norm_num_groups=32, sample_size=256),
+    ),
+}
+HUB_PREFIXES = ("facebook/", "stabilityai/")
+
+
+def resolve_path(spec: str) -> Path | None:
+    """A local folder for `spec`: as given, or relative to the project root (so notebooks find data/)."""
+    for base in (Path.cwd(), Path(__file__).resolve().parent.parent):
+        path = (base / spec).resolve()
+        if path.is_dir():
+            return path
+    return None
+
+
+def _load(cls, spec: str, subfolder: str, small_key: str, seed: int):
+    if spec in SMALL_CONFIGS:
+        torch.manual_seed(seed)
+        return cls(**SMALL_CONFIGS[spec][small_key])
+    path = resolve_path(spec)
+    if path is not None:
+        if (path / "config.json").is_file():
+            return cls.from_pretrained(path)
+        if (path / subfolder / "config.json").is_file():
+            return cls.from_pretrained(path, subfolder=subfolder)
+        raise FileNotFoundError(f"{path} holds no config.json (nor {subfolder}/config.json): is it a save_pretrained folder?")
+    if "/" in spec and not spec.startswith((".", "/")) and spec.count("/") == 1:
+        try:
+            return cls.from_pretrained(spec, subfolder=subfolder if cls is DiTTransformer2DModel else None)
+        except OSError as err:  # no network, or no such repo
+            raise OSError(f"could not load {spec!r} from the model hub ({err}). Download it once with network access "
+                          f"(huggingface-cli download {spec}) or pass a local save_pretrained folder.") from err
+    raise FileNotFoundError(f"model {spec!r} is neither a local folder, a hub id, nor one of {', '.join(SMALL_CONFIGS)}")
+
+
+def load_transformer(spec: str, seed: int = 0) -> DiTTransformer2DModel:
+    """The class-conditional DiT; its embedders are tied and its per-block label dropout is off."""
+    model = _load(DiTTransformer2DModel, spec, "transformer", "dit", seed)
+    tie_embedders(model)
+    return model
+
+
+def load_vae(spec: str, seed: int = 0) -> AutoencoderKL:
+    """The VAE; a hub id like ``stabilityai/sd-vae-ft-mse`` is a repo of its own (no subfolder)."""
+    return _load(AutoencoderKL, spec, "vae", "vae", seed)
+
+
+def num_classes(model: DiTTransformer2DModel) -> int:
+    """Number of real classes; the null class used for guidance is this index (the last row)."""
+    return int(model.config.num_embeds_ada_norm)
+
+
+def tie_embedders(model: DiTTransformer2DModel) -> None:
+    """Share block 0's timestep/class embedder with every block; disable per-block label dropout."""
+    shared = model.transformer_blocks[0].norm1.emb
+    shared.class_embedder.dropout_prob = 0.0  # labels are dropped once, in the training loop
+    for block in model.transformer_blocks[1:]:
+        block.norm1.emb = shared
+
+
+def untied_copy(model: DiTTransformer2DModel) -> DiTTransformer2DModel:
+    """A copy in diffusers' own layout (one embedder per block), for save_pretrained."""
+    out = copy.deepcopy(model)
+    shared = out.transformer_blocks[0].norm1.emb
+    for block in out.transformer_blocks[1:]:
+        block.norm1.emb = copy.deepcopy(shared)
+    return out
+
+
+def drop_labels(labels: torch.Tensor, null: int, p: float, generator: torch.Generator) -> torch.Tensor:
+    """Replace each label by the null class with probability p (classifier-free guidance training)."""
+    drop = torch.rand(labels.shape, generator=generator) < p
+    return torch.where(drop.to(labels.device), torch.full_like(labels, null), labels)
+
+
+# ---------------------------------------------------------------------------------------------- DiffFit
+def _scale_output(module: nn.Module, size: int, name: str = "ddgd_gamma") -> nn.Parameter:
+    """Give `module` a gamma (init 1) that multiplies its output: DiffFit's scale factor."""
+    gamma = nn.Parameter(torch.ones(size))
+    module.register_parameter(name, gamma)
+    module.register_forward_hook(lambda mod, args, out: out * getattr(mod, name))
+    return gamma
+
+
+def apply_difffit(model: DiTTransformer2DModel) -> list[str]:
+    """Select DiffFit's trainable parameters (Xie et al. 2023) and freeze the rest; returns their names.
+
+    Trainable: all biases, the (tied) class embedding, and gammas on the attention qkv, attention
+    output and both residual branches of the first half of the blocks.
+    """
+    dim = model.inner_dim
+    for block in model.transformer_blocks[: len(model.transformer_blocks) // 2]:
+        for proj in (block.attn1.to_q, block.attn1.to_k, block.attn1.to_v, block.attn1.to_out[0]):
+            _scale_output(proj, dim)
+        _scale_output(block.attn1, dim)  # residual branch of attention
+        _scale_output(block.ff, dim)  # residual branch of the MLP
+    names = []
+    for name, p in model.named_parameters():
+        train = name.endswith("bias") or "ddgd_gamma" in name or "class_embedder" in name
+        p.requires_grad_(train)
+        if train:
+            names.append(name)
+    return names
+
+
+def select_trainable(model: DiTTransformer2DModel, difffit: bool) -> list[str]:
+    if difffit:
+        return apply_difffit(model)
+    model.requires_grad_(True)
+    return [n for n, _ in model.named_parameters()]
+
+
+def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The trainable parameters by name (named_parameters lists a tied parameter once)."""
+    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+class EMA:
+    """Exponential moving average of the trainable parameters, started from the pretrained weights."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.decay = decay
+        self.shadow = trainable_state(model)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        for n, p in model.named_parameters():
+            if n in self.shadow:
+                self.shadow[n].mul_(self.decay).add_(p.detach(), alpha=1 - self.decay)
+
+    @torch.no_grad()
+    def copy_to(self, model: nn.Module) -> None:
+        params = dict(model.named_parameters())
+        for n, v in self.shadow.items():
+            params[n].copy_(v)
+
+    def state_dict(self) -> dict:
+        return {"decay": self.decay, "shadow": self.shadow}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.decay, self.shadow = state["decay"], state["shadow"]

@@ -1,0 +1,139 @@
+"""Batched class-conditional sampling with classifier-free guidance (SPEC section 4).
+
+Ancestral DDPM on `steps` respaced timesteps with DiT's learned variance. We do not use diffusers'
+`DiTPipeline`: it hard-codes the null class as 1000, which breaks guidance for models with other
+class counts. Here the null class is the model's last label index, whatever the class count.
+
+Guidance follows DiT's `forward_with_cfg`: eps = eps_u + w (eps_c - eps_u) on the first
+`guided_channels` channels only (3 of 4 in the original code, a known quirk we keep by default);
+the remaining eps channels and the variance come from the conditional pass.
+
+Every image's noise comes from its own generator seeded by (seed, class, index), so the first k
+images of a class are the same whatever the pool size (IPC k is a prefix of IPC k') and whatever
+the batch size.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from diffusers import AutoencoderKL, DiTTransformer2DModel
+
+from ddgd.data import folder_name
+from ddgd.diffusion import Schedule, learned_log_variance, posterior_mean
+from ddgd.latents import decode, to_uint8
+from ddgd.losses import predicted_x0
+
+
+def image_seed(seed: int, label: int, index: int) -> int:
+    """A 63-bit seed for image `index` of class `label`."""
+    digest = hashlib.sha256(f"{seed}/{label}/{index}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+def image_noise(seed: int, label: int, index: int, steps: int, shape: tuple[int, ...]) -> torch.Tensor:
+    """Initial noise and the noise of every step for one image: [steps + 1, *shape]."""
+    g = torch.Generator().manual_seed(image_seed(seed, label, index))
+    return torch.randn((steps + 1, *shape), generator=g)
+
+
+def guided_output(model: DiTTransformer2DModel, z: torch.Tensor, t: torch.Tensor, y: torch.Tensor,
+                  guidance: float, guided_channels: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(eps, v) for latents z [B, c, h, w] at original timesteps t [B] and model labels y [B]."""
+    c = z.shape[1]
+    if guidance == 1.0:
+        out = model(z, timestep=t, class_labels=y).sample
+        return out[:, :c], out[:, c:]
+    null = torch.full_like(y, model.config.num_embeds_ada_norm)
+    out = model(torch.cat([z, z]), timestep=torch.cat([t, t]), class_labels=torch.cat([y, null])).sample
+    cond, uncond = out.chunk(2)
+    eps_c, eps_u = cond[:, :c], uncond[:, :c]
+    g = c if guided_channels is None else guided_channels
+    eps = torch.cat([eps_u[:, :g] + guidance * (eps_c[:, :g] - eps_u[:, :g]), eps_c[:, g:]], dim=1)
+    return eps, cond[:, c:]
+
+
+@torch.no_grad()
+def sample_latents(model: DiTTransformer2DModel, labels: list[int], indices: list[int], model_labels: list[int],
+                   seed: int, steps: int = 50, guidance: float = 4.0, guided_channels: int | None = 3,
+                   schedule: Schedule | None = None) -> torch.Tensor:
+    """One batch: latents [B, c, h, w] for (local label, index) pairs, conditioned on model_labels."""
+    cfg = model.config
+    shape = (cfg.in_channels, cfg.sample_size, cfg.sample_size)
+    sched = (schedule or Schedule.linear()).respaced(steps)
+    device = next(model.parameters()).device
+    noise = torch.stack([image_noise(seed, c, i, steps, shape) for c, i in zip(labels, indices)], 1).to(device)
+    y = torch.tensor(model_labels, device=device)
+    z = noise[0]  # [B, c, h, w]
+    for i in reversed(range(steps)):
+        t = torch.full((z.shape[0],), i, device=device, dtype=torch.long)
+        eps, v = guided_output(model, z, sched.timesteps.to(device)[t], y, guidance, guided_channels)
+        zhat = predicted_x0(z, eps, sched.alphas_cumprod, t)  # no clipping: latents are unbounded
+        mean = posterior_mean(zhat, z, t, sched)
+        log_var = learned_log_variance(v, t, sched)
+        z = mean + (torch.exp(0.5 * log_var) * noise[steps - i] if i > 0 else 0.0)
+    return z
+
+
+@torch.no_grad()
+def generate(model: DiTTransformer2DModel, vae: AutoencoderKL, model_labels: list[int], pool: int, seed: int,
+             steps: int = 50, guidance: float = 4.0, guided_channels: int | None = 3, batch_size: int = 50,
+             progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """`pool` images for every class: uint8 images [K * pool, C, H, W] and local labels, class-major."""
+    pairs = [(c, i) for c in range(len(model_labels)) for i in range(pool)]
+    images = []
+    for start in tqdm(range(0, len(pairs), batch_size), desc="sampling", disable=not progress):
+        chunk = pairs[start:start + batch_size]
+        labels = [c for c, _ in chunk]
+        z = sample_latents(model, labels, [i for _, i in chunk], [model_labels[c] for c in labels], seed,
+                           steps, guidance, guided_channels)
+        images.append(to_uint8(decode(vae, z)).cpu())
+    labels = torch.tensor([c for c, _ in pairs])
+    return torch.cat(images), labels
+
+
+def write_image_folder(images: torch.Tensor, labels: torch.Tensor, class_names: list[str], out_dir: str | Path,
+                       meta: dict) -> Path:
+    """An ImageFolder tree of PNGs plus manifest.json (meta, counts, file hashes), written atomically.
+
+    The tree is written to a temporary sibling and renamed into place, so an interrupted export never
+    leaves a folder that looks complete.
+    """
+    out = Path(out_dir)
+    if out.exists():
+        raise FileExistsError(f"{out} exists already: choose another output folder or delete it")
+    tmp = out.with_name(out.name + ".partial")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    counts: dict[str, int] = {}
+    hashes: dict[str, str] = {}
+    for img, c in zip(images, labels.tolist()):
+        name = folder_name(class_names[c])
+        k = counts.get(name, 0)
+        rel = f"{name}/{k:04d}.png"
+        (tmp / name).mkdir(parents=True, exist_ok=True)
+        arr = img.permute(1, 2, 0).squeeze(-1).numpy()
+        Image.fromarray(arr).save(tmp / rel)
+        hashes[rel] = hashlib.sha256((tmp / rel).read_bytes()).hexdigest()
+        counts[name] = k + 1
+    manifest = {**meta, "counts": counts, "files": hashes}
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    os.replace(tmp, out)
+    return out
+
+
+def ipc_subset(images: torch.Tensor, labels: torch.Tensor, ipc: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first `ipc` images of every class of a class-major pool (IPC k is a prefix of the pool)."""
+    keep = torch.cat([torch.nonzero(labels == c).squeeze(1)[:ipc] for c in labels.unique(sorted=True)])
+    counts = torch.bincount(labels[keep])
+    if counts.min() < ipc:
+        raise ValueError(f"IPC {ipc} asks for more images than the pool holds for some class ({int(counts.min())}): "
+                         "sample a larger pool (sample.pool)")
+    return images[keep], labels[keep]

@@ -1,0 +1,315 @@
+"""A 2-D stand-in for the paper's Figure 1: the gradient field and the paths of distillation.
+
+The paper's Figure 1 sketches, on a 2-D distribution, the paths that sampling takes from noise to
+the distilled points, with and without its memory terms. Here that picture is a real experiment
+(SPEC section 7): a small noise-prediction MLP is
+
+1. pretrained on a biased, low-diversity version of the data (most mass on a few modes), standing
+   in for the ImageNet-pretrained DiT;
+2. fine-tuned on the real multi-mode data with the losses of SPEC section 2, three ways: the
+   diffusion loss only (``finetune``), plus the memory terms with FIFO memories (``minimax``), or
+   with the self-adaptive memories (``ddgd``); the package's own loss and memory functions are used;
+3. sampled with ancestral DDPM from fixed noise (the same noise for every method), keeping paths;
+4. scored by coverage: how many modes the distilled points hit, and how far real points lie from
+   their nearest distilled point.
+
+The modes sit on a ring around the origin. The memory terms compare predictions by COSINE
+similarity, which for 2-D points measures only their angle: on a ring, angular diversity is mode
+diversity. Every function is deterministic given its seed.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from ddgd.config import METHOD_RULES
+from ddgd.diffusion import Schedule, gather, posterior_mean, q_sample
+from ddgd.losses import diffusion_loss, minimax_terms, predicted_x0, total_loss
+from ddgd.memory import ClassMemories
+
+TOY_METHODS = ("pretrained", "finetune", "minimax", "ddgd")
+
+
+@dataclass(frozen=True)
+class ToyParams:
+    """Every knob of the experiment; the notebook's parameters cell holds the same names."""
+
+    seeds: tuple[int, ...] = (0, 1, 2)
+    methods: tuple[str, ...] = TOY_METHODS
+    n_modes: int = 8
+    radius: float = 2.0  # the ring of mode centres, around the origin (cosine = angle)
+    mode_std: float = 0.15
+    pretrain_weights: tuple[float, ...] = (0.6, 0.3, 0.1)  # mass of the first modes; the rest get none
+    num_timesteps: int = 100
+    hidden: int = 128
+    n_train: int = 2000  # real training points
+    pretrain_steps: int = 1500
+    finetune_steps: int = 300
+    batch_size: int = 32
+    lr: float = 1e-3
+    lambda_r: float = 0.1
+    lambda_g: float = 0.4
+    n_real: int = 16  # N_R
+    n_gen: int = 16  # N_G
+    ipc: int = 16  # distilled points per run
+    hit_radius: float = 0.5  # a mode is hit when a distilled point lies this close to its centre
+    n_eval: int = 2000  # real points for the nearest-distilled-point distance
+    field_t: int = 10  # timestep of the drawn gradient field (late in sampling: small t)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> "ToyParams":
+        """Parameters from a dict (e.g. the notebook's); unknown names and bad values are refused."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ValueError(f"unknown figure-1 parameter(s) {', '.join(unknown)}: known are {', '.join(sorted(names))}")
+        kw = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+        p = cls(**kw)
+        bad = [m for m in p.methods if m not in TOY_METHODS]
+        if bad:
+            raise ValueError(f"unknown method(s) {bad}: choose from {', '.join(TOY_METHODS)}")
+        if not p.seeds:
+            raise ValueError("seeds is empty: give at least one seed, e.g. seeds=[0]")
+        if not 0 < len(p.pretrain_weights) <= p.n_modes or min(p.pretrain_weights) < 0 or sum(p.pretrain_weights) <= 0:
+            raise ValueError(f"pretrain_weights={p.pretrain_weights}: give 1 to n_modes={p.n_modes} non-negative weights")
+        if not 0 <= p.field_t < p.num_timesteps:
+            raise ValueError(f"field_t={p.field_t} must lie in [0, num_timesteps={p.num_timesteps})")
+        for name in ("n_modes", "num_timesteps", "hidden", "n_train", "batch_size", "n_real", "n_gen", "ipc", "n_eval"):
+            if getattr(p, name) <= 0:
+                raise ValueError(f"{name}={getattr(p, name)} must be a positive integer")
+        return p
+
+
+# ----------------------------------------------------------------------------- data
+def mode_centres(n_modes: int, radius: float) -> torch.Tensor:
+    """[K, 2] centres evenly spaced on a circle of `radius` around the origin."""
+    angle = torch.arange(n_modes, dtype=torch.float32) * (2 * math.pi / n_modes)
+    return radius * torch.stack([angle.cos(), angle.sin()], dim=1)
+
+
+def mode_weights(n_modes: int, first: tuple[float, ...] | None = None) -> torch.Tensor:
+    """[K] mixture weights: uniform, or `first` (normalised) on the first modes and 0 on the rest."""
+    if first is None:
+        return torch.full((n_modes,), 1.0 / n_modes)
+    w = torch.zeros(n_modes)
+    w[: len(first)] = torch.tensor(first, dtype=torch.float32)
+    return w / w.sum()
+
+
+def mixture_sample(n: int, centres: torch.Tensor, std: float, weights: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """[n, 2] points of the Gaussian mixture."""
+    k = torch.multinomial(weights, n, replacement=True, generator=g)  # [n]
+    return centres[k] + std * torch.randn(n, 2, generator=g)
+
+
+def mixture_density(xy: torch.Tensor, centres: torch.Tensor, std: float, weights: torch.Tensor) -> torch.Tensor:
+    """[N] density of the isotropic Gaussian mixture at points xy [N, 2]."""
+    d2 = torch.cdist(xy, centres).pow(2)  # [N, K]
+    return (weights * torch.exp(-d2 / (2 * std**2))).sum(1) / (2 * math.pi * std**2)
+
+
+# ----------------------------------------------------------------------------- model
+def time_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """Sinusoidal embedding of integer timesteps t [B] -> [B, dim] (Transformer / DDPM style)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32) / half)  # [half]
+    args = t.float()[:, None] * freqs[None]  # [B, half]
+    return torch.cat([args.sin(), args.cos()], dim=1)
+
+
+class ToyDenoiser(nn.Module):
+    """eps_theta(x_t, t): an MLP on [x_t, embedding(t)] predicting the noise of 2-D points."""
+
+    def __init__(self, hidden: int = 128, time_dim: int = 32, depth: int = 3):
+        super().__init__()
+        self.time_dim = time_dim
+        layers: list[nn.Module] = [nn.Linear(2 + time_dim, hidden), nn.SiLU()]
+        for _ in range(depth - 1):
+            layers += [nn.Linear(hidden, hidden), nn.SiLU()]
+        self.net = nn.Sequential(*layers, nn.Linear(hidden, 2))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:  # x [B, 2], t [B] -> [B, 2]
+        return self.net(torch.cat([x, time_embedding(t, self.time_dim)], dim=1))
+
+
+# ----------------------------------------------------------------------------- training and sampling
+def train(model: ToyDenoiser, data: torch.Tensor, schedule: Schedule, steps: int, batch_size: int, lr: float,
+          g: torch.Generator, memories: ClassMemories | None = None, lambda_r: float = 0.0,
+          lambda_g: float = 0.0) -> list[dict]:
+    """Train in place on points data [N, 2]; with `memories`, add the memory terms (SPEC section 2).
+
+    All points form one class (label 0), so the memory terms are one scalar each per step. As in
+    the fine-tuning code, the memories are updated after the step's terms are computed.
+    """
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    log = []
+    for _ in range(steps):
+        idx = torch.randint(0, len(data), (batch_size,), generator=g)
+        x0 = data[idx]  # [B, 2]
+        y = torch.zeros(batch_size, dtype=torch.long)
+        t = torch.randint(0, len(schedule), (batch_size,), generator=g)
+        eps = torch.randn(x0.shape, generator=g)
+        x_t = q_sample(x0, t, eps, schedule)
+        eps_pred = model(x_t, t)
+        l_diff = diffusion_loss(eps_pred, eps)
+        terms = None
+        if memories is not None:
+            zhat = predicted_x0(x_t, eps_pred, schedule.alphas_cumprod, t)  # [B, 2]
+            present = {0: m} if (m := memories.tensors(0)) is not None else {}
+            terms = minimax_terms(zhat, y, present)
+        loss = total_loss(l_diff, None, terms, lambda_r, lambda_g)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if memories is not None:
+            memories.update(y, x0, zhat.detach())
+        log.append({"loss": loss.item(), "l_diff": l_diff.item(),
+                    "l_real": terms.l_real.item() if terms else 0.0, "l_gen": terms.l_gen.item() if terms else 0.0})
+    return log
+
+
+@torch.no_grad()
+def sample_paths(model: ToyDenoiser, schedule: Schedule, noise: torch.Tensor) -> torch.Tensor:
+    """Ancestral DDPM from fixed noise [T + 1, n, 2] (start point, then one draw per step).
+
+    Returns the whole path [T + 1, n, 2]: paths[0] is the starting noise x_T, paths[-1] the
+    distilled points. The reverse step uses the posterior mean given the predicted x0 and the
+    posterior variance beta_tilde_t (no noise at t = 0).
+    """
+    num = len(schedule)
+    if noise.shape[0] != num + 1:
+        raise ValueError(f"noise has {noise.shape[0]} draws, the sampler needs T + 1 = {num + 1}")
+    x = noise[0]
+    path = [x]
+    sigma = schedule.posterior_variance.sqrt()
+    for i, step in enumerate(range(num - 1, -1, -1)):
+        t = torch.full((x.shape[0],), step, dtype=torch.long)
+        x0 = predicted_x0(x, model(x, t), schedule.alphas_cumprod, t)
+        x = posterior_mean(x0, x, t, schedule)
+        if step > 0:
+            x = x + gather(sigma, t, x) * noise[i + 1]
+        path.append(x)
+    return torch.stack(path)
+
+
+@torch.no_grad()
+def score_field(model: ToyDenoiser, schedule: Schedule, t: int, lim: float, n: int = 21) -> tuple[np.ndarray, ...]:
+    """The denoising drift -eps_theta / sqrt(1 - abar_t) (the learned score) on an n x n grid."""
+    axis = torch.linspace(-lim, lim, n)
+    gx, gy = torch.meshgrid(axis, axis, indexing="xy")
+    xy = torch.stack([gx.flatten(), gy.flatten()], dim=1)  # [n*n, 2]
+    tt = torch.full((len(xy),), t, dtype=torch.long)
+    score = -model(xy, tt) / gather((1 - schedule.alphas_cumprod).sqrt(), tt, xy)
+    return gx.numpy(), gy.numpy(), score[:, 0].reshape(n, n).numpy(), score[:, 1].reshape(n, n).numpy()
+
+
+def coverage(points: torch.Tensor, centres: torch.Tensor, real: torch.Tensor, hit_radius: float) -> dict[str, float]:
+    """Coverage of distilled points [n, 2]: modes hit (some point within `hit_radius` of the centre)
+    and the mean distance from each real point [M, 2] to its nearest distilled point (lower is better)."""
+    hit = (torch.cdist(centres, points).min(1).values <= hit_radius).sum()
+    nn_dist = torch.cdist(real, points).min(1).values.mean()
+    return {"modes_hit": int(hit), "nn_distance": float(nn_dist)}
+
+
+# ----------------------------------------------------------------------------- the experiment
+def run_figure1(params: Mapping[str, Any] | ToyParams | None = None) -> dict[str, Any]:
+    """Run every method on every seed; returns tidy results and the arrays the figure needs.
+
+    Keys: ``results`` (DataFrame, one row per method and seed), ``paths`` (method -> [T+1, ipc, 2]
+    of the first seed), ``field`` (method -> (X, Y, U, V) of the first seed), ``density``
+    (X, Y, p of the real distribution), ``centres`` [K, 2], ``params`` (a dict).
+    Within a seed every method starts from the same pretrained weights and sees the same batches,
+    timesteps and noise, so methods differ only by their losses.
+    """
+    p = params if isinstance(params, ToyParams) else ToyParams.from_mapping(params or {})
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny MLP runs fastest on one thread; restored below
+    try:
+        return _run(p)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(p: ToyParams) -> dict[str, Any]:
+    schedule = Schedule.linear(p.num_timesteps)
+    centres = mode_centres(p.n_modes, p.radius)
+    lim = p.radius + 4 * p.mode_std + 0.5
+    rows, paths, field = [], {}, {}
+    for seed in p.seeds:
+        torch.manual_seed(seed)  # the MLP's initialisation
+        g = torch.Generator().manual_seed(seed)
+        biased = mixture_sample(p.n_train, centres, p.mode_std, mode_weights(p.n_modes, p.pretrain_weights), g)
+        real = mixture_sample(p.n_train, centres, p.mode_std, mode_weights(p.n_modes), g)
+        evaluation = mixture_sample(p.n_eval, centres, p.mode_std, mode_weights(p.n_modes), g)
+        noise = torch.randn(p.num_timesteps + 1, p.ipc, 2, generator=g)  # shared by all methods
+        pretrained = ToyDenoiser(p.hidden)
+        train(pretrained, biased, schedule, p.pretrain_steps, p.batch_size, p.lr, g)
+        finetune_seed = int(torch.randint(0, 2**62, (1,), generator=g))
+        for method in p.methods:
+            model = copy.deepcopy(pretrained)
+            if method != "pretrained":
+                rule = METHOD_RULES.get(method)
+                memories = ClassMemories(p.n_real, p.n_gen, rule) if rule else None
+                train(model, real, schedule, p.finetune_steps, p.batch_size, p.lr,
+                      torch.Generator().manual_seed(finetune_seed), memories, p.lambda_r, p.lambda_g)
+            path = sample_paths(model, schedule, noise)
+            rows.append({"method": method, "seed": seed, **coverage(path[-1], centres, evaluation, p.hit_radius)})
+            if seed == p.seeds[0]:
+                paths[method] = path.numpy()
+                field[method] = score_field(model, schedule, p.field_t, lim)
+    axis = torch.linspace(-lim, lim, 200)
+    gx, gy = torch.meshgrid(axis, axis, indexing="xy")
+    dens = mixture_density(torch.stack([gx.flatten(), gy.flatten()], 1), centres, p.mode_std, mode_weights(p.n_modes))
+    return {"results": pd.DataFrame(rows), "paths": paths, "field": field, "centres": centres.numpy(),
+            "density": (gx.numpy(), gy.numpy(), dens.reshape(gx.shape).numpy()), "params": asdict(p)}
+
+
+def summarise(results: pd.DataFrame) -> pd.DataFrame:
+    """Mean and std over seeds of each coverage measure, one row per method (in run order)."""
+    order = list(dict.fromkeys(results["method"]))
+    out = results.groupby("method")[["modes_hit", "nn_distance"]].agg(["mean", "std"])
+    out.columns = [f"{a}_{b}" for a, b in out.columns]
+    return out.loc[order].reset_index()
+
+
+def _compare(s: pd.DataFrame, a: str, b: str, column: str, lower_better: bool) -> str:
+    """'better than' / 'worse than' / 'on a par with' for method a against b, by one column."""
+    diff = s.loc[a, f"{column}_mean"] - s.loc[b, f"{column}_mean"]
+    spread = np.nanmax([s.loc[a, f"{column}_std"], s.loc[b, f"{column}_std"], 0.0])
+    if diff == 0 or abs(diff) < spread:  # within the seed-to-seed spread: no claim either way
+        return "on a par with"
+    return "better than" if (diff < 0) == lower_better else "worse than"
+
+
+def verdict(summary: pd.DataFrame) -> str:
+    """One sentence, computed from `summarise` output, on how DDGD fares against the other methods.
+
+    A difference smaller than the larger of the two standard deviations over seeds is called
+    "on a par", so the sentence never claims more than the runs show.
+    """
+    s = summary.set_index("method")
+    if not {"finetune", "minimax", "ddgd"} <= set(s.index):
+        return "DDGD, Minimax and plain fine-tuning were not all run, so they are not compared."
+    by_dist = [_compare(s, "ddgd", other, "nn_distance", True) for other in ("minimax", "finetune")]
+    by_modes = [_compare(s, "ddgd", other, "modes_hit", False) for other in ("minimax", "finetune")]
+    mm = _compare(s, "minimax", "finetune", "nn_distance", True)
+    return (f"Within the spread over seeds, DDGD covers the real distribution {by_dist[0]} Minimax and "
+            f"{by_dist[1]} plain fine-tuning by the distance measure, and {by_modes[0]} Minimax and "
+            f"{by_modes[1]} plain fine-tuning by the modes hit; Minimax is {mm} plain fine-tuning by distance.")
+
+
+def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write a DataFrame to CSV atomically (a temporary name, then a rename)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    frame.to_csv(tmp, index=False)
+    tmp.replace(path)
+    return path

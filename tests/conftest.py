@@ -1,0 +1,19 @@
+"""Shared fixtures: small stand-ins built by the tests themselves (nothing downloads)."""
+import pytest
+import torch
+
+from ddgd.models import load_transformer, load_vae, untied_copy
+
+
+@pytest.fixture(autouse=True)
+def _few_threads():
+    torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def tiny_hub(tmp_path_factory):
+    """A hub-like folder holding a tiny DiT (transformer/) and VAE (vae/), written with save_pretrained."""
+    root = tmp_path_factory.mktemp("tiny-hub")
+    untied_copy(load_transformer("tiny", seed=0)).save_pretrained(root / "transformer")
+    load_vae("tiny", seed=0).save_pretrained(root / "vae")
+    return root

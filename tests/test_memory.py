@@ -1,0 +1,94 @@
+"""Exact tests of the memory update rules (SPEC section 3) on hand-computable tensors."""
+import pytest
+import torch
+
+from ddgd.memory import UPDATE_RULES, ClassMemories, MemoryBank, adaptive, adaptive_min, fifo
+
+
+def reference_adaptive(items, capacity, largest=True):
+    """The rule as written: rebuild S after every removal (the slow reference)."""
+    keep = list(range(items.shape[0]))
+    while len(keep) > capacity:
+        u = torch.nn.functional.normalize(items[keep].double(), dim=1)
+        s = (u @ u.T).sum(1)
+        k = int(torch.argmax(s)) if largest else int(torch.argmin(s))
+        keep.pop(k)
+    return torch.tensor(keep)
+
+
+def test_registry_names():
+    assert {"fifo", "adaptive", "adaptive-min"} <= set(UPDATE_RULES)
+
+
+def test_fifo_keeps_newest():
+    items = torch.arange(5.0).reshape(5, 1)
+    assert fifo(items, 3).tolist() == [2, 3, 4]
+    assert fifo(items, 10).tolist() == [0, 1, 2, 3, 4]
+
+
+def test_adaptive_removes_duplicate_first():
+    # e0, e1, e2 orthogonal, plus a second copy of e0: s = [2, 1, 1, 2] -> remove index 0 (first on ties)
+    items = torch.tensor([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0], [2.0, 0, 0]])
+    assert adaptive(items, 3).tolist() == [1, 2, 3]
+
+
+def test_adaptive_recomputes_after_each_removal():
+    # two pairs of duplicates and one lone vector: s = [2, 2, 2, 2, 1]
+    items = torch.tensor([[1.0, 0, 0], [1.0, 0, 0], [0, 1.0, 0], [0, 1.0, 0], [0, 0, 1.0]])
+    # remove 0 (first of the ties) -> s = [-, 1, 2, 2, 1] -> remove 2 -> keep [1, 3, 4]
+    assert adaptive(items, 3).tolist() == [1, 3, 4]
+
+
+def test_adaptive_min_removes_least_similar():
+    items = torch.tensor([[1.0, 0, 0], [1.0, 0, 0], [0, 1.0, 0]])
+    assert adaptive_min(items, 2).tolist() == [0, 1]
+
+
+def test_adaptive_new_item_can_be_removed_at_once():
+    bank = MemoryBank(2, "adaptive")
+    bank.add(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
+    bank.add(torch.tensor([[1.0, 1.0]]))  # similar to both: s is largest for the newcomer
+    assert torch.equal(bank.tensor(), torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
+
+
+@pytest.mark.parametrize("largest", [True, False])
+def test_adaptive_matches_reference_on_random_items(largest):
+    g = torch.Generator().manual_seed(0)
+    items = torch.randn(40, 16, generator=g)
+    fast = (adaptive if largest else adaptive_min)(items, 25)
+    assert fast.tolist() == reference_adaptive(items, 25, largest).tolist()
+
+
+def test_memory_bank_flattens_detaches_and_caps():
+    bank = MemoryBank(4, "fifo")
+    x = torch.randn(6, 2, 3, requires_grad=True)
+    bank.add(x)
+    assert len(bank) == 4 and bank.tensor().shape == (4, 6)
+    assert not bank.tensor().requires_grad
+    assert torch.equal(bank.tensor(), x.detach().reshape(6, 6)[2:])
+
+
+def test_memory_bank_rejects_bad_input():
+    with pytest.raises(ValueError, match="positive"):
+        MemoryBank(0)
+    with pytest.raises(ValueError, match="unknown memory rule"):
+        MemoryBank(3, "lifo")
+    bank = MemoryBank(3)
+    bank.add(torch.randn(2, 4))
+    with pytest.raises(ValueError, match="does not match"):
+        bank.add(torch.randn(2, 5))
+
+
+def test_class_memories_are_per_class_and_roundtrip():
+    mem = ClassMemories(2, 3, "fifo")
+    labels = torch.tensor([0, 1, 0, 0])
+    z0 = torch.arange(4.0).reshape(4, 1)
+    mem.update(labels, z0, z0 + 10)
+    real, gen = mem.tensors(0)
+    assert real.flatten().tolist() == [2.0, 3.0] and gen.flatten().tolist() == [10.0, 12.0, 13.0]
+    assert mem.tensors(5) is None
+    other = ClassMemories(2, 3, "fifo")
+    other.load_state_dict(mem.state_dict())
+    assert torch.equal(other.tensors(1)[0], mem.tensors(1)[0])
+    with pytest.raises(ValueError):
+        ClassMemories(2, 3, "adaptive").load_state_dict(mem.state_dict())
