@@ -190,10 +190,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ddgd.finetune import RunDirError
+    from ddgd.reproduce import NotebookFailed
+
     args = build_parser().parse_args(argv)
     try:
         args.fn(args)
-    except (ConfigError, FileNotFoundError, FileExistsError, ValueError) as err:
+    except (ConfigError, FileNotFoundError, FileExistsError, ValueError, RunDirError, NotebookFailed) as err:
         print(f"ddgd {args.command}: error: {err}", file=sys.stderr)
         return 2
     return 0

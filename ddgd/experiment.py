@@ -3,23 +3,24 @@
 This is what `ddgd distill|sample|evaluate|run` and the table notebooks call. Layout of an
 experiment folder (``runs/<preset>`` by default):
 
-    cache/                      latent caches of the real training set
     <method>/seed<k>/           fine-tuning run: config.json, checkpoint.pt, ema.pt, done.json
     <method>/seed<k>/samples/   the generated pool: ImageFolder of PNGs + manifest.json
 
 A seed covers fine-tuning, sampling and evaluation. Rows are appended to the results CSV as soon as
 each evaluation ends, and a rerun skips the rows it already has, so a long preset can run in pieces.
-The real-image baselines `random` and `full` go through the same evaluation.
+The real-image baselines `random` and `full` go through the same evaluation. Latent caches of the
+real training sets are shared by all experiments (`cache_dir`).
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from ddgd.config import RunConfig, config_hash, to_dict
+from ddgd.config import RunConfig, config_hash, project_path, to_dict
 from ddgd.data import ImageNetSubset, SUBSETS, check_imagenet_root, class_indices, class_names, diffusion_transform, \
     load_image_folder, load_real, real_baseline
 from ddgd.evaluate import append_result, completed_runs, result_row, run_key, train_and_test
@@ -30,6 +31,11 @@ from ddgd.report import provenance
 from ddgd.sample import generate, ipc_subset, write_image_folder
 
 GENERATIVE = ("dit", "finetune", "minimax", "ddgd")
+
+
+def cache_dir() -> Path:
+    """Where latent caches live, shared by every experiment: $DDGD_CACHE, else runs/cache in the repository."""
+    return Path(os.environ.get("DDGD_CACHE") or project_path("runs/cache"))
 REAL = ("random", "full")
 
 
@@ -58,6 +64,10 @@ def load_data(cfg: RunConfig) -> RealData:
         train_x = train_y = None
     else:
         train_x, train_y = load_real(d.dataset, "train", root=d.root, resolution=d.resolution, download=d.download)
+        if d.train_per_class:
+            keep = torch.cat([torch.nonzero(train_y == c).squeeze(1)[: d.train_per_class] for c in train_y.unique()])
+            keep = keep.sort().values
+            train_x, train_y = train_x[keep], train_y[keep]
         test_x, test_y = load_real(d.dataset, "test", root=d.root, resolution=d.resolution, download=d.download)
     if cfg.eval.test_limit:
         test_x, test_y = test_x[: cfg.eval.test_limit], test_y[: cfg.eval.test_limit]
@@ -72,7 +82,8 @@ def latent_cache(cfg: RunConfig, data: RealData, root: Path, progress: bool = Tr
         images, labels = dataset, torch.tensor(dataset.targets)
     else:
         images, labels = data.train_x, data.train_y
-    return cached_latents(vae, cfg.model.vae_encode, d.dataset, d.resolution, images, labels, root / "cache", progress)
+    name = d.dataset if not d.train_per_class else f"{d.dataset}-{d.train_per_class}pc"
+    return cached_latents(vae, cfg.model.vae_encode, name, d.resolution, images, labels, cache_dir(), progress)
 
 
 def run_dir(root: Path, cfg: RunConfig) -> Path:

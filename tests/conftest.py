@@ -7,7 +7,7 @@ from ddgd.models import load_transformer, load_vae, untied_copy
 
 @pytest.fixture(autouse=True)
 def _few_threads():
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # on a busy 2-core machine, 2 threads mostly wait on each other
 
 
 @pytest.fixture(scope="session")

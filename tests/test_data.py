@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 def test_subsets_are_ten_distinct_imagenet_classes():
     wnids = set(imagenet_wnids())
     assert set(SUBSETS) == {"imagewoof", "imagenette", "imageidc"}
-    assert DATASETS == ("imagewoof", "imagenette", "imageidc", "fashion-mnist", "digits")
+    assert DATASETS == ("imagewoof", "imagenette", "imageidc", "fashion-mnist", "fashion-tops", "fashion-other", "digits")
     for name, subset in SUBSETS.items():
         assert len(subset) == 10 and len(set(subset)) == 10, name
         assert set(subset) <= wnids, name
@@ -249,3 +249,18 @@ def test_image_folder_reads_the_sampler_export(tmp_path):
     write_image_folder(images, labels, names, tmp_path / "out", {"note": "test"})
     x, y = load_image_folder(tmp_path / "out", names)
     assert torch.equal(x, images) and torch.equal(y, labels)
+
+
+def test_fashion_subsets_relabel_and_condition_on_the_original_class(monkeypatch):
+    from ddgd import data
+
+    x = torch.arange(20, dtype=torch.uint8).reshape(20, 1, 1, 1).expand(20, 1, 28, 28).contiguous()
+    y = torch.arange(20) % 10
+    monkeypatch.setattr(data, "load_fashion_mnist", lambda split, root=None, download=False: (x, y))
+    xs, ys = data.load_real("fashion-tops", "train", resolution=32)
+    assert xs.shape == (10, 1, 32, 32)
+    assert ys.tolist() == [0, 1, 2, 3, 4] * 2
+    assert data.class_indices("fashion-tops") == [0, 2, 3, 4, 6]
+    assert data.class_names("fashion-other")[0] == "Trouser"
+    # the local label of an image follows its original class
+    assert int(xs[1, 0, 16, 16]) == 2 and int(xs[4, 0, 16, 16]) == 6
