@@ -9,7 +9,8 @@
 (c) the batched guided sampler against a one-image-at-a-time loop (how the released code samples),
     50 steps with guidance, at 32 px (the Fashion-MNIST model) and at 256 px latents (4x32x32).
 
-Writes one CSV (benchmarks/results/core.csv by default) and prints the ratios. Timings are medians
+Writes one CSV (benchmarks/results/core.csv by default) and a figure of the ratios against their
+goals (core.png beside it), and prints the ratios. Timings are medians
 of repeated runs in one process; nothing here is asserted.
 
     python benchmarks/bench_core.py [--out benchmarks/results/core.csv] [--repeats 5]
@@ -67,7 +68,7 @@ def naive_terms(pred, labels, real_banks, gen_banks):
     l_real, l_gen = 0.0, 0.0
     classes = sorted(set(labels.tolist()))
     for c in classes:
-        block = pred[labels == c]
+        block = pred[labels == c].reshape(-1, C * H * H)
         sims_r = [F.cosine_similarity(p[None], m) for p in block for m in real_banks[c].items]
         sims_g = [F.cosine_similarity(p[None], m) for p in block for m in gen_banks[c].items]
         l_real = l_real + 1 - torch.cat(sims_r).min()
@@ -179,11 +180,54 @@ def bench_sampler(size: str, n_images: int, batch: int, repeats: int) -> list[di
     ]
 
 
+GOALS = {  # (benchmark, variant) -> (what the ratio means, goal, higher is better)
+    ("a_memory", "naive"): ("(a) memory work: naive / ours", 4.0, True),
+    ("a_memory", "share_of_step"): ("(a) memory work / whole step", 0.03, False),
+    ("b_cache", "encode_step"): ("(b) cached step / encoding step", 0.1, False),
+    ("c_sampler_32px", "one_at_a_time"): ("(c) batched / one-at-a-time, 32 px", 20.0, True),
+    ("c_sampler_256px", "one_at_a_time"): ("(c) batched / one-at-a-time, 256 px", None, True),
+}
+
+
+def plot(csv_path: Path) -> Path:
+    """A bar per measured ratio with its goal as a marker: benchmarks/results/core.png."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(csv_path) as f:
+        rows = {(r["benchmark"], r["variant"]): r for r in csv.DictReader(f)}
+    keys = [k for k in GOALS if k in rows]
+    fig, axes = plt.subplots(1, len(keys), figsize=(3 * len(keys), 3.2))
+    for ax, key in zip(axes, keys):
+        label, goal, higher = GOALS[key]
+        value = float(rows[key]["ratio"])
+        met = goal is None or (value >= goal if higher else value <= goal)
+        ax.bar([0], [value], color="tab:green" if met else "tab:red")
+        if goal is not None:
+            ax.axhline(goal, color="k", ls="--", label=f"goal {'>=' if higher else '<='} {goal:g}")
+            ax.legend(fontsize=7, loc="upper right")
+        ax.set_title(label, fontsize=8)
+        ax.set_xticks([])
+        ax.set_ylabel("ratio")
+    hw = next(iter(rows.values())).get("hardware", "")
+    fig.suptitle(f"core benchmarks ({hw})", fontsize=9)
+    fig.tight_layout()
+    out = csv_path.with_suffix(".png")
+    fig.savefig(out, dpi=120)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="benchmarks/results/core.csv")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--plot-only", action="store_true", help="redraw the figure from an existing CSV")
     args = parser.parse_args()
+    if args.plot_only:
+        print(f"wrote {plot(Path(args.out))}")
+        return
     torch.manual_seed(0)
     rows = bench_memory(args.repeats) + bench_cache(max(2, args.repeats // 2))
     rows += bench_sampler("fashion", 100, 100, 2) + bench_sampler("bench", 4, 4, 1)
@@ -202,7 +246,7 @@ def main() -> None:
     print(f"(b) cached / encoding step time: {get['b_cache', 'encode_step']['ratio']:.3f} (goal <= 0.1)")
     print(f"(c) batched sampler at 32 px: {get['c_sampler_32px', 'one_at_a_time']['ratio']:.1f}x images/s "
           f"(goal >= 20x); at 256 px: {get['c_sampler_256px', 'one_at_a_time']['ratio']:.1f}x")
-    print(f"wrote {out}")
+    print(f"wrote {out} and {plot(out)}")
 
 
 if __name__ == "__main__":
