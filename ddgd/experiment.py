@@ -7,12 +7,13 @@ experiment folder (``runs/<preset>`` by default):
     <method>/seed<k>/samples/   the generated pool: ImageFolder of PNGs + manifest.json
 
 A seed covers fine-tuning, sampling and evaluation. Rows are appended to the results CSV as soon as
-each evaluation ends, and a rerun skips the rows it already has, so a long preset can run in pieces.
+each evaluation ends (the resolved config of every row, by its hash, in <csv stem>.configs.json), and a rerun skips the rows it already has, so a long preset can run in pieces.
 The real-image baselines `random` and `full` go through the same evaluation. Latent caches of the
 real training sets are shared by all experiments (`cache_dir`).
 """
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -53,6 +54,23 @@ def with_seed(cfg: RunConfig, seed: int, method: str | None = None) -> RunConfig
     """The config of one seed (fine-tuning and sampling seeds) and, optionally, one method."""
     ft = replace(cfg.finetune, seed=seed, **({"method": method} if method else {}))
     return replace(cfg, finetune=ft, sample=replace(cfg.sample, seed=seed))
+
+
+def run_config(cfg: RunConfig, method: str, seed: int, ipc: int | None = None, network: str | None = None) -> RunConfig:
+    """The config of one run, narrowed to its seed (and IPC and network): what its CSV row is hashed with.
+
+    Narrowing keeps a row's hash independent of the other seeds, IPCs and networks of the preset, so
+    adding a seed or a network to a finished experiment computes only the new runs.
+    """
+    run_cfg = with_seed(cfg, seed, method if method in GENERATIVE else None)
+    ev = replace(run_cfg.eval, seeds=(seed,))
+    if method == "full":  # the whole training set: its own (short) epoch budget
+        ev = replace(ev, epochs=cfg.eval.full_epochs)
+    if ipc is not None:
+        ev = replace(ev, ipcs=(ipc,))
+    if network is not None:
+        ev = replace(ev, networks=(network,))
+    return replace(run_cfg, eval=ev)
 
 
 def load_data(cfg: RunConfig) -> RealData:
@@ -103,13 +121,18 @@ def sample_pool(cfg: RunConfig, out: Path, data: RealData, progress: bool = True
     """The pool of `sample.pool` images per class, generated once and read back afterwards."""
     folder = out / "samples"
     if (folder / "manifest.json").is_file():
+        made_with = json.loads((folder / "manifest.json").read_text()).get("sample_hash")
+        if made_with != config_hash(cfg, "model", "data", "finetune", "sample"):
+            raise FileExistsError(f"{folder} was sampled with other settings: delete it to sample again, or "
+                                  "use another experiment folder")
         return load_image_folder(folder, data.names)
     model = load_finetuned(cfg, out)
     vae = load_vae(cfg.model.vae_decode)
     s = cfg.sample
     images, labels = generate(model, vae, data.index, s.pool, s.seed, s.steps, s.guidance, s.guided_channels,
                               s.batch_size, progress)
-    meta = {"config": to_dict(cfg), "config_hash": config_hash(cfg), "provenance": provenance()}
+    meta = {"config": to_dict(cfg), "config_hash": config_hash(cfg),
+            "sample_hash": config_hash(cfg, "model", "data", "finetune", "sample"), "provenance": provenance()}
     write_image_folder(images, labels, data.names, folder, meta)
     return images, labels
 
@@ -127,6 +150,20 @@ def evaluate_set(cfg: RunConfig, images, labels, data: RealData, method: str, ip
     return row
 
 
+def record_config(csv: Path, run_cfg: RunConfig) -> None:
+    """Keep the resolved config of every row's hash beside the CSV (<csv stem>.configs.json), atomically."""
+    path = csv.with_name(csv.stem + ".configs.json")
+    known = json.loads(path.read_text()) if path.is_file() else {}
+    key = config_hash(run_cfg)
+    if key in known:
+        return
+    known[key] = to_dict(run_cfg)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(known, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+
+
 def _ipcs(cfg: RunConfig, method: str, data: RealData) -> list[int]:
     """IPCs to evaluate; `full` has one entry, the images per class of the whole training set."""
     if method == "full":
@@ -142,11 +179,13 @@ def run_experiment(cfg: RunConfig, methods: tuple[str, ...], root: str | Path, c
     done = completed_runs(csv)
     cells = [(m, s) for s in cfg.eval.seeds for m in methods]
     for method, seed in tqdm(cells, desc=f"{cfg.name}", disable=not progress):
-        run_cfg = with_seed(cfg, seed, method if method in GENERATIVE else None)
-        if method == "full":  # the whole training set: its own (short) epoch budget
-            run_cfg = replace(run_cfg, eval=replace(run_cfg.eval, epochs=cfg.eval.full_epochs))
-        todo = [(ipc, net) for ipc in _ipcs(cfg, method, data) for net in cfg.eval.networks
-                if run_key(method, cfg.data.dataset, ipc, net, seed, config_hash(run_cfg)) not in done]
+        run_cfg = run_config(cfg, method, seed)
+        cells_cfg = {(ipc, net): run_config(cfg, method, seed, ipc, net)
+                     for ipc in _ipcs(cfg, method, data) for net in cfg.eval.networks}
+        for cell_cfg in cells_cfg.values():
+            record_config(csv, cell_cfg)
+        todo = [(ipc, net) for (ipc, net), cell_cfg in cells_cfg.items()
+                if run_key(method, cfg.data.dataset, ipc, net, seed, config_hash(cell_cfg)) not in done]
         if not todo:
             continue
         if method in GENERATIVE:
@@ -160,5 +199,5 @@ def run_experiment(cfg: RunConfig, methods: tuple[str, ...], root: str | Path, c
                                           "run them with `ddgd evaluate --real` on an image folder")
             else:
                 x, y = real_baseline(method, data.train_x, data.train_y, ipc, seed)
-            evaluate_set(run_cfg, x, y, data, method, ipc, net, seed, csv, progress, variant)
+            evaluate_set(cells_cfg[ipc, net], x, y, data, method, ipc, net, seed, csv, progress, variant)
     return csv

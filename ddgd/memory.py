@@ -109,6 +109,9 @@ class MemoryBank:
         new = latents.detach().reshape(latents.shape[0], -1)
         if new.shape[0] == 0:
             return
+        if not torch.isfinite(new).all():
+            raise ValueError("latents with NaN or inf reached the memory: the model diverged (lower the "
+                             "learning rate, or check the timestep schedule)")
         if self._items is not None and self._items.shape[1] != new.shape[1]:
             raise ValueError(f"latent size {new.shape[1]} does not match the memory's {self._items.shape[1]}")
         items = new.clone() if self._items is None else torch.cat([self._items, new.to(self._items)])

@@ -1,21 +1,23 @@
 """Provenance of result rows and the tables of the book (SPEC sections 5-6).
 
-`load_results` reads result CSVs (the rows of `ddgd.evaluate.append_result`), `summary` reduces the
-repeated runs of each cell to mean, std (sample std, ddof 1) and n, and `table` lays them out as
-the paper does: one row per method, one column per (network, IPC), cells "mean ± std". The
-published numbers of SPEC section 6 are in `REFERENCES`, each row labelled with where it comes
-from; `reference_table` shapes them the same way so they can stand beside our own results.
+`load_results` reads result CSVs (the rows of `ddgd.evaluate.append_result`), `select_runs` keeps
+the rows that one configuration produced, `summary` reduces the repeated runs of each cell to mean,
+std (sample std, ddof 1) and n, and `table` lays them out as the paper does: one row per method,
+one column per (network, IPC), cells "mean ± std". `compare` and `describe_comparison` say, cell by
+cell, whether a method beats the others by more than the spread between seeds (issue 3, item 6).
+The published numbers of SPEC section 6 (`ddgd.references`) are shaped the same way by
+`reference_table` and `references_markdown`, always labelled with where they come from.
 """
 from __future__ import annotations
 
-import os
-import platform
-import subprocess
-from importlib import metadata
+import re
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import pandas as pd
+
+from ddgd.provenance import git_commit, hardware, provenance, provenance_line  # noqa: F401
+from ddgd.references import KIP, MINIMAX, MINIMAX_QUOTED, NOTES, REFERENCES  # noqa: F401 (re-exported)
 
 # The order in which methods appear in a table; unknown methods follow, alphabetically.
 METHOD_ORDER = ("random", "dc", "dsa", "kip", "dit", "finetune", "minimax", "ddgd", "full")
@@ -23,59 +25,11 @@ METHOD_ORDER = ("random", "dc", "dsa", "kip", "dit", "finetune", "minimax", "ddg
 NETWORK_ORDER = ("convnet-3", "convnet-6", "resnetap-10", "resnet-18")
 
 
-def _version(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "unknown"
+def load_results(paths: str | Path | Iterable[str | Path], missing_ok: bool = False) -> pd.DataFrame:
+    """All rows of the given result CSVs (a directory stands for its *.csv files) as one DataFrame.
 
-
-def _git(*args: str) -> str | None:
-    root = Path(__file__).resolve().parent
-    try:
-        out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
-def git_commit() -> str:
-    """The repository's commit, with "-dirty" if tracked or new files differ from it; "unknown" outside git."""
-    commit = _git("rev-parse", "HEAD")
-    if not commit:
-        return "unknown"
-    status = _git("status", "--porcelain", "--untracked-files=no")
-    return commit + ("-dirty" if status else "")
-
-
-def hardware() -> str:
-    """GPU name(s) if CUDA is available, else the CPU model and the number of cores torch uses."""
-    import torch
-
-    if torch.cuda.is_available():
-        names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-        return f"{names[0]} x{len(names)}" if len(set(names)) == 1 else ", ".join(names)
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:  # Linux; elsewhere the platform string above stands
-            for line in fh:
-                if line.lower().startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{model}, {torch.get_num_threads()} threads of {os.cpu_count()} cores"
-
-
-def provenance() -> dict:
-    """Versions, commit and hardware recorded with every result row."""
-    return {"python": platform.python_version(), "torch": _version("torch"), "torchvision": _version("torchvision"),
-            "diffusers": _version("diffusers"), "ddgd": _version("ddgd"), "commit": git_commit(),
-            "hardware": hardware()}
-
-
-def load_results(paths: str | Path | Iterable[str | Path]) -> pd.DataFrame:
-    """All rows of the given result CSVs (a directory stands for its *.csv files) as one DataFrame."""
+    A path that does not exist is an error, unless `missing_ok` (a table page before any run).
+    """
     if isinstance(paths, (str, Path)):
         paths = [paths]
     files: list[Path] = []
@@ -84,9 +38,10 @@ def load_results(paths: str | Path | Iterable[str | Path]) -> pd.DataFrame:
             files += sorted(p.glob("*.csv"))
         elif p.exists():
             files.append(p)
-        else:
+        elif not missing_ok:
             raise FileNotFoundError(f"no results file {p}: run `ddgd evaluate` first or check the path")
-    frames = [pd.read_csv(f) for f in files if f.stat().st_size > 0]
+    # config_hash as text: a hash of digits only would otherwise become a number and lose leading zeros
+    frames = [pd.read_csv(f, dtype={"config_hash": str}) for f in files if f.stat().st_size > 0]
     if not frames:
         return pd.DataFrame(columns=["method", "dataset", "ipc", "network", "seed", "best", "final"])
     return pd.concat(frames, ignore_index=True)
@@ -136,12 +91,19 @@ def _arrange(wide: pd.DataFrame, rows: str) -> pd.DataFrame:
 
 
 def table(df: pd.DataFrame, metric: str = "best", rows: str = "method", columns: Sequence[str] = ("network", "ipc"),
-          decimals: int = 1) -> pd.DataFrame:
-    """The paper's table shape: `rows` down, `columns` across, cells "mean ± std" of `metric` (strings)."""
+          decimals: int = 1, row_order: Sequence[str] | None = None) -> pd.DataFrame:
+    """The paper's table shape: `rows` down, `columns` across, cells "mean ± std" of `metric` (strings).
+
+    Rows follow `row_order` when given (labels without results are left out), else METHOD_ORDER
+    for methods and alphabetical order otherwise. No results give an empty table.
+    """
     s = summary(df, by=(rows, *columns), metric=metric)
+    if s.empty:
+        return pd.DataFrame(index=pd.Index([], name=rows))
     s["cell"] = [format_cell(m, sd, n, decimals) for m, sd, n in zip(s["mean"], s["std"], s["n"])]
     wide = s.pivot(index=rows, columns=list(columns), values="cell").fillna("")
-    return _arrange(wide, rows)
+    wide = _arrange(wide, rows)
+    return wide if row_order is None else wide.loc[[r for r in row_order if r in wide.index]]
 
 
 def format_markdown(tab: pd.DataFrame) -> str:
@@ -161,64 +123,18 @@ def format_markdown(tab: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-# ----------------------------------------------------------------------------------------------
-# Published numbers (SPEC section 6). Top-1 %, means of the published runs, hard labels.
-
-MINIMAX = "Minimax (Gu et al., CVPR 2024), hard labels"
-MINIMAX_QUOTED = "Minimax (Gu et al., CVPR 2024) as quoted by later papers, hard labels"
-KIP = "KIP (Nguyen et al., ICLR 2021), comparison table"
-
-
-def _references() -> list[dict]:
-    rows: list[dict] = []
-
-    def add(source, dataset, method, network, ipc, top1):
-        rows.append(dict(source=source, dataset=dataset, method=method, network=network, ipc=ipc, top1=top1))
-
-    # ImageWoof (Random / DiT / Minimax per IPC and network); Full is one value per network.
-    woof = {10: ((24.3, 34.2, 37.0), (29.4, 34.7, 39.2), (27.7, 34.7, 37.6)),
-            20: ((29.1, 36.1, 37.6), (32.7, 41.1, 45.8), (29.7, 40.5, 42.5)),
-            50: ((41.3, 46.5, 53.9), (47.2, 49.3, 56.3), (47.9, 50.1, 57.1)),
-            70: ((46.3, 50.1, 55.7), (50.8, 54.3, 58.3), (52.1, 51.5, 58.8)),
-            100: ((52.2, 53.4, 61.1), (59.4, 58.3, 64.5), (61.5, 58.9, 65.7))}
-    nets = ("convnet-6", "resnetap-10", "resnet-18")
-    for ipc, cells in woof.items():
-        for net, values in zip(nets, cells):
-            for method, v in zip(("random", "dit", "minimax"), values):
-                add(MINIMAX, "imagewoof", method, net, ipc, v)
-    for net, v in zip(nets, (86.4, 87.5, 89.3)):
-        add(MINIMAX, "imagewoof", "full", net, None, v)
-    # ImageNette and ImageIDC, ResNetAP-10, IPC 10 / 20 / 50.
-    quoted = {"imagenette": {"random": (54.2, 63.5, 76.1), "dit": (59.1, 64.8, 73.3), "minimax": (62.0, 66.8, 76.6),
-                             "full": 93.3},
-              "imageidc": {"random": (48.1, 52.5, 68.1), "dit": (54.1, 58.9, 64.3), "minimax": (53.1, 59.0, 69.6),
-                           "full": 92.1}}
-    for dataset, methods in quoted.items():
-        for method, values in methods.items():
-            if method == "full":
-                add(MINIMAX_QUOTED, dataset, method, "resnetap-10", None, values)
-                continue
-            for ipc, v in zip((10, 20, 50), values):
-                add(MINIMAX_QUOTED, dataset, method, "resnetap-10", ipc, v)
-    # Fashion-MNIST, ConvNet-3 at 28 px, IPC 1 / 10 / 50.
-    for method, values in (("dc", (70.5, 82.3, 83.6)), ("dsa", (70.6, 84.6, 88.7)), ("kip", (73.8, 86.8, 87.8))):
-        for ipc, v in zip((1, 10, 50), values):
-            add(KIP, "fashion-mnist", method, "convnet-3", ipc, v)
-    return rows
-
-
-# Tidy rows: source, dataset, method, network, ipc (None for the full training set), top1.
-REFERENCES: pd.DataFrame = pd.DataFrame(_references()).astype({"ipc": "Int64"})
-
-
 def reference_table(dataset: str, networks: Sequence[str] | None = None, methods: Sequence[str] | None = None,
-                    columns: Sequence[str] = ("network", "ipc"), decimals: int = 1) -> pd.DataFrame:
+                    columns: Sequence[str] = ("network", "ipc"), decimals: int = 1,
+                    strict: bool = True) -> pd.DataFrame:
     """Published numbers for `dataset` in the shape of `table`, rows indexed by (source, method).
 
     A full-dataset number (no IPC) is shown in every IPC column of its network, since it does not
-    depend on the IPC.
+    depend on the IPC. A dataset without published numbers is an error, or, unless `strict`, an
+    empty table.
     """
     ref = REFERENCES[REFERENCES["dataset"] == dataset]
+    if ref.empty and not strict:
+        return pd.DataFrame(index=pd.MultiIndex.from_tuples([], names=["source", "method"]))
     if ref.empty:
         known = ", ".join(sorted(REFERENCES["dataset"].unique()))
         raise ValueError(f"no published numbers for {dataset!r}: known datasets are {known}")
@@ -243,3 +159,167 @@ def with_references(ours: pd.DataFrame, references: pd.DataFrame, label: str = "
     mine.index = pd.MultiIndex.from_tuples([(label, m) for m in mine.index], names=["source", "method"])
     both = pd.concat([references, mine])
     return _sort_columns(both).fillna("")
+
+
+# ----------------------------------------------------------------------------------------------
+# Which rows belong to a configuration, and what they say (issue 3, item 6).
+
+COMPARE_COLUMNS = ("method", "other", "mean", "std", "n", "other_mean", "other_std", "other_n", "difference",
+                   "spread", "verdict")
+BETTER, WITHIN, WORSE, TOO_FEW = ("better by more than the spread", "within the spread",
+                                  "worse by more than the spread", "too few runs for a spread")
+
+
+def run_hashes(cfg, methods: Sequence[str]) -> set[tuple[str, int, str]]:
+    """(method, seed, config_hash) of every row that `run_experiment(cfg, methods, ...)` writes.
+
+    The hash of a row is that of `ddgd.experiment.run_config`, the config narrowed to the row's run;
+    `full` has one IPC, the images per class of the training set, read from the rows themselves.
+    """
+    from ddgd.config import config_hash
+    from ddgd.experiment import run_config  # deferred: experiment imports this module
+
+    keys = set()
+    for seed in cfg.eval.seeds:
+        for m in methods:
+            for net in cfg.eval.networks:
+                for ipc in cfg.eval.ipcs:
+                    keys.add((str(m), int(seed), config_hash(run_config(cfg, m, seed, ipc, net))))
+    return keys
+
+
+def select_runs(df: pd.DataFrame, cfg, methods: Sequence[str], variant: str | None = None) -> pd.DataFrame:
+    """The rows of `df` that `run_experiment(cfg, methods, ...)` wrote; rows of other configs are left out.
+
+    A row belongs when its method, seed and config hash are those of a run of `cfg` (`run_hashes`),
+    so a CSV shared by several presets, variants or datasets yields each one's own rows. `variant`,
+    when given, is written into the `variant` column of the rows kept (the ablation's row labels).
+    """
+    if df.empty:
+        return df.assign(variant=pd.Series(dtype=str)) if variant is not None else df
+    missing = [c for c in ("method", "seed", "config_hash") if c not in df.columns]
+    if missing:
+        raise ValueError(f"results lack the column(s) {', '.join(missing)}: not rows of ddgd.evaluate.append_result")
+    from ddgd.config import config_hash
+    from ddgd.experiment import run_config  # deferred: experiment imports this module
+
+    seeds = {int(s) for s in cfg.eval.seeds}
+    methods = {str(m) for m in methods}
+
+    def belongs(m, s, ipc, net, h) -> bool:  # the row's own run, hashed as run_experiment hashes it
+        if str(m) not in methods or int(s) not in seeds:
+            return False
+        return config_hash(run_config(cfg, str(m), int(s), int(ipc), str(net))) == str(h)
+
+    keep = [belongs(*row) for row in zip(df["method"], df["seed"], df["ipc"], df["network"], df["config_hash"])]
+    out = df[keep].reset_index(drop=True)
+    return out.assign(variant=variant) if variant is not None else out
+
+
+def slug(label: str) -> str:
+    """A label as a file and glue-key name: lower case, runs of other characters than a-z and 0-9 as one "-"."""
+    return re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
+
+
+def cell_mean(df: pd.DataFrame, value: str, network: str | None = None, ipc: int | None = None,
+              metric: str = "best", column: str = "method") -> float:
+    """Mean `metric` of the rows whose `column` is `value` in one cell; NaN when there are none.
+
+    `network` None takes the first network present (NETWORK_ORDER); `ipc` None the smallest IPC
+    present (e.g. the one IPC of the `full` baseline).
+    """
+    rows = df[df[column] == value] if column in df.columns else df.iloc[0:0]
+    if rows.empty:
+        return float("nan")
+    rank = {n: i for i, n in enumerate(NETWORK_ORDER)}
+    network = network or min(rows["network"].unique(), key=lambda n: (rank.get(n, len(rank)), n))
+    rows = rows[rows["network"] == network]
+    ipc = int(rows["ipc"].min()) if ipc is None and not rows.empty else ipc
+    rows = rows[rows["ipc"] == ipc]
+    return float(rows[metric].mean()) if not rows.empty else float("nan")
+
+
+def _verdict(method: str, difference: float, spread: float) -> str:
+    if pd.isna(spread):
+        return TOO_FEW
+    if difference > spread:
+        return f"{method} {BETTER}"
+    return f"{method} {WORSE}" if difference < -spread else WITHIN
+
+
+def headline(df: pd.DataFrame, values: Sequence[str], network: str | None = None, ipc: int | None = None,
+             metric: str = "best", column: str = "method", decimals: int = 1) -> str:
+    """One cell in words: "ddgd 52.0 %, minimax 48.0 % and random 61.0 %" (`cell_mean` of each value)."""
+    parts = []
+    for v in values:
+        mean = cell_mean(df, v, network, ipc, metric, column)
+        parts.append(f"{v} no runs yet" if pd.isna(mean) else f"{v} {mean:.{decimals}f} %")
+    return ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1] if parts else ""
+
+
+def compare(df: pd.DataFrame, method: str = "ddgd", others: Sequence[str] = ("minimax", "dit", "random"),
+            metric: str = "best", by: Sequence[str] = ("dataset", "ipc", "network"),
+            column: str = "method") -> pd.DataFrame:
+    """Per cell of `by` and per other method: both means, their difference and a verdict against the spread.
+
+    The rule: `difference` = mean of `method` - mean of `other`; `spread` = the larger of the two
+    sample standard deviations over seeds (ddof 1). The verdict is "<method> better by more than the
+    spread" when difference > spread, "<method> worse by more than the spread" when difference <
+    -spread, else "within the spread"; with fewer than 2 runs on either side there is no spread and
+    the verdict is "too few runs for a spread". A gap beyond one std is a rough sign that it is more
+    than seed noise, not a significance test: with 2-3 seeds a std is itself uncertain.
+    Cells where either side has no runs are left out. `column` names what is compared (the
+    `variant` column for an ablation). Columns: `by`, then COMPARE_COLUMNS.
+    """
+    s = summary(df, by=(column, *by), metric=metric)
+    mine = s[s[column] == method].drop(columns=column)
+    parts = []
+    for other in others:
+        theirs = s[s[column] == other].drop(columns=column).rename(columns=lambda c: f"other_{c}" if c in
+                                                                   ("mean", "std", "n") else c)
+        parts.append(mine.merge(theirs, on=list(by)).assign(method=method, other=other))
+    if not parts or all(p.empty for p in parts):
+        return pd.DataFrame(columns=[*by, *COMPARE_COLUMNS])
+    out = pd.concat([p for p in parts if not p.empty], ignore_index=True)
+    out["difference"] = out["mean"] - out["other_mean"]
+    out["spread"] = out[["std", "other_std"]].max(axis=1, skipna=False)
+    out["verdict"] = [_verdict(method, d, sp) for d, sp in zip(out["difference"], out["spread"])]
+    return out[[*by, *COMPARE_COLUMNS]]
+
+
+def _cell_label(row: pd.Series, by: Sequence[str]) -> str:
+    return ", ".join(f"IPC {int(row[c])}" if c == "ipc" else str(row[c]) for c in by)
+
+
+def describe_comparison(cmp: pd.DataFrame, decimals: int = 1, unit: str = " %") -> str:
+    """The verdicts of `compare` as Markdown: one bullet per other method with its counts, one sub-bullet per cell.
+
+    Written from the numbers, so the sentences stay true when the results change, whichever way
+    they go.
+    """
+    if cmp.empty:
+        return "No cell holds results of both methods being compared yet, so there is nothing to compare."
+    by = [c for c in cmp.columns if c not in COMPARE_COLUMNS]
+    f = f".{decimals}f"
+    lines = []
+    for (method, other), group in cmp.groupby(["method", "other"], sort=False):
+        counts = {v: int((group["verdict"].str.endswith(v)).sum()) for v in (BETTER, WITHIN, WORSE, TOO_FEW)}
+        text = (f"- **{method} against {other}**: better by more than the spread in {counts[BETTER]} of "
+                f"{len(group)} cell(s), within the spread in {counts[WITHIN]}, worse by more than the spread in "
+                f"{counts[WORSE]}")
+        lines.append(text + (f", too few runs to tell in {counts[TOO_FEW]}." if counts[TOO_FEW] else "."))
+        for _, r in group.iterrows():
+            spread = "no spread" if pd.isna(r["spread"]) else f"spread {r['spread']:{f}}"
+            lines.append(f"  - {_cell_label(r, by)}: {r['mean']:{f}}{unit} against {r['other_mean']:{f}}{unit} "
+                         f"(difference {r['difference']:+{f}}, {spread}; n = {r['n']} and {r['other_n']}): "
+                         f"{r['verdict']}.")
+    return "\n".join(lines)
+
+
+def references_markdown(datasets: Sequence[str], decimals: int = 1) -> str:
+    """The published numbers of each dataset as a labelled Markdown table (its note, then sources / methods)."""
+    blocks = []
+    for dataset in datasets:
+        note = NOTES.get(dataset, "published numbers")
+        blocks.append(f"**{dataset}**: {note}\n\n" + format_markdown(reference_table(dataset, decimals=decimals)))
+    return "\n\n".join(blocks) if blocks else "No published numbers are shown for this configuration."

@@ -1,20 +1,17 @@
 """A 2-D stand-in for the paper's Figure 1: the gradient field and the paths of distillation.
 
-The paper's Figure 1 sketches, on a 2-D distribution, the paths that sampling takes from noise to
-the distilled points, with and without its memory terms. Here that picture is a real experiment
-(SPEC section 7): a small noise-prediction MLP is
+The paper's Figure 1 sketches the paths that sampling takes from noise to the distilled points on
+a 2-D distribution, with and without its memory terms. Here it is a real experiment (SPEC
+section 7): a small noise-prediction MLP is (1) pretrained on a biased, low-diversity version of
+the data, standing in for the ImageNet-pretrained DiT; (2) fine-tuned on the real data with the
+losses of SPEC section 2 three ways, with the package's own loss and memory code: diffusion loss
+only (``finetune``), plus the memory terms with FIFO memories (``minimax``) or with self-adaptive
+ones (``ddgd``); (3) sampled with ancestral DDPM from fixed noise shared by all methods, keeping
+the paths; (4) scored by coverage: modes hit, and the distance from real points to the nearest
+distilled point.
 
-1. pretrained on a biased, low-diversity version of the data (most mass on a few modes), standing
-   in for the ImageNet-pretrained DiT;
-2. fine-tuned on the real multi-mode data with the losses of SPEC section 2, three ways: the
-   diffusion loss only (``finetune``), plus the memory terms with FIFO memories (``minimax``), or
-   with the self-adaptive memories (``ddgd``); the package's own loss and memory functions are used;
-3. sampled with ancestral DDPM from fixed noise (the same noise for every method), keeping paths;
-4. scored by coverage: how many modes the distilled points hit, and how far real points lie from
-   their nearest distilled point.
-
-The modes sit on a ring around the origin. The memory terms compare predictions by COSINE
-similarity, which for 2-D points measures only their angle: on a ring, angular diversity is mode
+The modes sit on a ring around the origin: the memory terms compare predictions by COSINE
+similarity, which for 2-D points measures only their angle, so on a ring angular diversity is mode
 diversity. Every function is deterministic given its seed.
 """
 from __future__ import annotations
@@ -34,6 +31,7 @@ from ddgd.config import METHOD_RULES
 from ddgd.diffusion import Schedule, gather, posterior_mean, q_sample
 from ddgd.losses import diffusion_loss, minimax_terms, predicted_x0, total_loss
 from ddgd.memory import ClassMemories
+from ddgd.models import EMA
 
 TOY_METHODS = ("pretrained", "finetune", "minimax", "ddgd")
 
@@ -42,7 +40,7 @@ TOY_METHODS = ("pretrained", "finetune", "minimax", "ddgd")
 class ToyParams:
     """Every knob of the experiment; the notebook's parameters cell holds the same names."""
 
-    seeds: tuple[int, ...] = (0, 1, 2)
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     methods: tuple[str, ...] = TOY_METHODS
     n_modes: int = 8
     radius: float = 2.0  # the ring of mode centres, around the origin (cosine = angle)
@@ -52,17 +50,19 @@ class ToyParams:
     hidden: int = 128
     n_train: int = 2000  # real training points
     pretrain_steps: int = 1500
-    finetune_steps: int = 300
-    batch_size: int = 32
+    pretrain_batch_size: int = 128  # a well-trained (if biased) starting point
+    finetune_steps: int = 600  # a short budget: plain fine-tuning leaves some of the pretraining bias
+    batch_size: int = 8  # the paper's batch
     lr: float = 1e-3
-    lambda_r: float = 0.1
+    ema_decay: float = 0.99  # fine-tuning samples from the EMA, as the paper does; 0 disables
+    lambda_r: float = 0.1  # the paper's 1:4 ratio of lambda_r to lambda_g, scaled up 50 times
     lambda_g: float = 0.4
-    n_real: int = 16  # N_R
-    n_gen: int = 16  # N_G
+    n_real: int = 4  # N_R: small, or the extreme cosines saturate at -1 and 1 in 2-D
+    n_gen: int = 4  # N_G
     ipc: int = 16  # distilled points per run
     hit_radius: float = 0.5  # a mode is hit when a distilled point lies this close to its centre
     n_eval: int = 2000  # real points for the nearest-distilled-point distance
-    field_t: int = 10  # timestep of the drawn gradient field (late in sampling: small t)
+    field_t: int = 25  # timestep of the drawn gradient field (late in sampling: small t)
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> "ToyParams":
@@ -71,20 +71,22 @@ class ToyParams:
         unknown = sorted(set(values) - names)
         if unknown:
             raise ValueError(f"unknown figure-1 parameter(s) {', '.join(unknown)}: known are {', '.join(sorted(names))}")
-        kw = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-        p = cls(**kw)
-        bad = [m for m in p.methods if m not in TOY_METHODS]
-        if bad:
-            raise ValueError(f"unknown method(s) {bad}: choose from {', '.join(TOY_METHODS)}")
-        if not p.seeds:
-            raise ValueError("seeds is empty: give at least one seed, e.g. seeds=[0]")
-        if not 0 < len(p.pretrain_weights) <= p.n_modes or min(p.pretrain_weights) < 0 or sum(p.pretrain_weights) <= 0:
-            raise ValueError(f"pretrain_weights={p.pretrain_weights}: give 1 to n_modes={p.n_modes} non-negative weights")
-        if not 0 <= p.field_t < p.num_timesteps:
-            raise ValueError(f"field_t={p.field_t} must lie in [0, num_timesteps={p.num_timesteps})")
-        for name in ("n_modes", "num_timesteps", "hidden", "n_train", "batch_size", "n_real", "n_gen", "ipc", "n_eval"):
-            if getattr(p, name) <= 0:
-                raise ValueError(f"{name}={getattr(p, name)} must be a positive integer")
+        p = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+        positive = ("n_modes", "hidden", "n_train", "batch_size", "pretrain_batch_size", "n_real", "n_gen", "ipc", "n_eval")
+        checks = [
+            (all(m in TOY_METHODS for m in p.methods), f"methods={p.methods}: unknown method; choose from {TOY_METHODS}"),
+            (len(p.seeds) > 0, "seeds is empty: give at least one seed, e.g. seeds=[0]"),
+            (0 < len(p.pretrain_weights) <= p.n_modes and min(p.pretrain_weights, default=-1) >= 0
+             and sum(p.pretrain_weights) > 0, f"pretrain_weights={p.pretrain_weights}: give 1 to n_modes "
+             f"non-negative weights, not all zero"),
+            # Schedule.linear scales beta by 1000 / T, so beta_T reaches 1 at T = 20
+            (p.num_timesteps >= 25, f"num_timesteps={p.num_timesteps} is too small for the linear schedule: use 25 or more"),
+            (0 <= p.field_t < p.num_timesteps, f"field_t={p.field_t} must lie in [0, num_timesteps={p.num_timesteps})"),
+            *((getattr(p, n) > 0, f"{n}={getattr(p, n)} must be a positive integer") for n in positive),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
         return p
 
 
@@ -143,13 +145,16 @@ class ToyDenoiser(nn.Module):
 # ----------------------------------------------------------------------------- training and sampling
 def train(model: ToyDenoiser, data: torch.Tensor, schedule: Schedule, steps: int, batch_size: int, lr: float,
           g: torch.Generator, memories: ClassMemories | None = None, lambda_r: float = 0.0,
-          lambda_g: float = 0.0) -> list[dict]:
+          lambda_g: float = 0.0, ema_decay: float | None = None) -> list[dict]:
     """Train in place on points data [N, 2]; with `memories`, add the memory terms (SPEC section 2).
 
+    With `ema_decay`, the model ends with the EMA of its weights (started from the initial ones),
+    as the paper samples from the EMA (SPEC section 4).
     All points form one class (label 0), so the memory terms are one scalar each per step. As in
     the fine-tuning code, the memories are updated after the step's terms are computed.
     """
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    ema = EMA(model, ema_decay) if ema_decay else None
     log = []
     for _ in range(steps):
         idx = torch.randint(0, len(data), (batch_size,), generator=g)
@@ -160,7 +165,7 @@ def train(model: ToyDenoiser, data: torch.Tensor, schedule: Schedule, steps: int
         x_t = q_sample(x0, t, eps, schedule)
         eps_pred = model(x_t, t)
         l_diff = diffusion_loss(eps_pred, eps)
-        terms = None
+        terms, present = None, {}
         if memories is not None:
             zhat = predicted_x0(x_t, eps_pred, schedule.alphas_cumprod, t)  # [B, 2]
             present = {0: m} if (m := memories.tensors(0)) is not None else {}
@@ -171,8 +176,13 @@ def train(model: ToyDenoiser, data: torch.Tensor, schedule: Schedule, steps: int
         opt.step()
         if memories is not None:
             memories.update(y, x0, zhat.detach())
+        if ema is not None:
+            ema.update(model)
+        nan = float("nan")  # no memory term this step (no memories, or none filled yet)
         log.append({"loss": loss.item(), "l_diff": l_diff.item(),
-                    "l_real": terms.l_real.item() if terms else 0.0, "l_gen": terms.l_gen.item() if terms else 0.0})
+                    "l_real": terms.l_real.item() if present else nan, "l_gen": terms.l_gen.item() if present else nan})
+    if ema is not None:
+        ema.copy_to(model)
     return log
 
 
@@ -211,6 +221,17 @@ def score_field(model: ToyDenoiser, schedule: Schedule, t: int, lim: float, n: i
     return gx.numpy(), gy.numpy(), score[:, 0].reshape(n, n).numpy(), score[:, 1].reshape(n, n).numpy()
 
 
+def smooth_path(path: np.ndarray, window: int) -> np.ndarray:
+    """Moving average over time of paths [T + 1, n, 2] for display; the two ends stay where they are."""
+    if window <= 1:
+        return path
+    kernel = np.ones(window) / window
+    pad = np.concatenate([np.repeat(path[:1], window // 2, 0), path, np.repeat(path[-1:], window - 1 - window // 2, 0)])
+    out = np.apply_along_axis(lambda v: np.convolve(v, kernel, mode="valid"), 0, pad)
+    out[0], out[-1] = path[0], path[-1]
+    return out
+
+
 def coverage(points: torch.Tensor, centres: torch.Tensor, real: torch.Tensor, hit_radius: float) -> dict[str, float]:
     """Coverage of distilled points [n, 2]: modes hit (some point within `hit_radius` of the centre)
     and the mean distance from each real point [M, 2] to its nearest distilled point (lower is better)."""
@@ -244,24 +265,28 @@ def _run(p: ToyParams) -> dict[str, Any]:
     lim = p.radius + 4 * p.mode_std + 0.5
     rows, paths, field = [], {}, {}
     for seed in p.seeds:
-        torch.manual_seed(seed)  # the MLP's initialisation
         g = torch.Generator().manual_seed(seed)
         biased = mixture_sample(p.n_train, centres, p.mode_std, mode_weights(p.n_modes, p.pretrain_weights), g)
         real = mixture_sample(p.n_train, centres, p.mode_std, mode_weights(p.n_modes), g)
         evaluation = mixture_sample(p.n_eval, centres, p.mode_std, mode_weights(p.n_modes), g)
         noise = torch.randn(p.num_timesteps + 1, p.ipc, 2, generator=g)  # shared by all methods
-        pretrained = ToyDenoiser(p.hidden)
-        train(pretrained, biased, schedule, p.pretrain_steps, p.batch_size, p.lr, g)
+        with torch.random.fork_rng():  # the MLP's initialisation, leaving the global RNG as it was
+            torch.manual_seed(seed)
+            pretrained = ToyDenoiser(p.hidden)
+        train(pretrained, biased, schedule, p.pretrain_steps, p.pretrain_batch_size, p.lr, g)
         finetune_seed = int(torch.randint(0, 2**62, (1,), generator=g))
         for method in p.methods:
-            model = copy.deepcopy(pretrained)
+            model, log = copy.deepcopy(pretrained), []
             if method != "pretrained":
                 rule = METHOD_RULES.get(method)
                 memories = ClassMemories(p.n_real, p.n_gen, rule) if rule else None
-                train(model, real, schedule, p.finetune_steps, p.batch_size, p.lr,
-                      torch.Generator().manual_seed(finetune_seed), memories, p.lambda_r, p.lambda_g)
+                log = train(model, real, schedule, p.finetune_steps, p.batch_size, p.lr,
+                            torch.Generator().manual_seed(finetune_seed), memories, p.lambda_r, p.lambda_g, p.ema_decay)
             path = sample_paths(model, schedule, noise)
-            rows.append({"method": method, "seed": seed, **coverage(path[-1], centres, evaluation, p.hit_radius)})
+            # mean memory terms over fine-tuning: r near 2 and g near 1 mean saturated extremes
+            terms = pd.DataFrame(log, columns=["l_real", "l_gen"]).mean()  # NaN without memory terms
+            rows.append({"method": method, "seed": seed, **coverage(path[-1], centres, evaluation, p.hit_radius),
+                         "l_real": float(terms["l_real"]), "l_gen": float(terms["l_gen"])})
             if seed == p.seeds[0]:
                 paths[method] = path.numpy()
                 field[method] = score_field(model, schedule, p.field_t, lim)
@@ -273,9 +298,9 @@ def _run(p: ToyParams) -> dict[str, Any]:
 
 
 def summarise(results: pd.DataFrame) -> pd.DataFrame:
-    """Mean and std over seeds of each coverage measure, one row per method (in run order)."""
+    """Mean and std over seeds of each coverage measure and memory term, one row per method (in run order)."""
     order = list(dict.fromkeys(results["method"]))
-    out = results.groupby("method")[["modes_hit", "nn_distance"]].agg(["mean", "std"])
+    out = results.groupby("method")[["modes_hit", "nn_distance", "l_real", "l_gen"]].agg(["mean", "std"])
     out.columns = [f"{a}_{b}" for a, b in out.columns]
     return out.loc[order].reset_index()
 
@@ -283,8 +308,8 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
 def _compare(s: pd.DataFrame, a: str, b: str, column: str, lower_better: bool) -> str:
     """'better than' / 'worse than' / 'on a par with' for method a against b, by one column."""
     diff = s.loc[a, f"{column}_mean"] - s.loc[b, f"{column}_mean"]
-    spread = np.nanmax([s.loc[a, f"{column}_std"], s.loc[b, f"{column}_std"], 0.0])
-    if diff == 0 or abs(diff) < spread:  # within the seed-to-seed spread: no claim either way
+    spread = max(s.loc[a, f"{column}_std"], s.loc[b, f"{column}_std"])  # NaN with one seed
+    if diff == 0 or not abs(diff) > spread:  # within the seed-to-seed spread (or none): no claim
         return "on a par with"
     return "better than" if (diff < 0) == lower_better else "worse than"
 
@@ -292,16 +317,20 @@ def _compare(s: pd.DataFrame, a: str, b: str, column: str, lower_better: bool) -
 def verdict(summary: pd.DataFrame) -> str:
     """One sentence, computed from `summarise` output, on how DDGD fares against the other methods.
 
-    A difference smaller than the larger of the two standard deviations over seeds is called
-    "on a par", so the sentence never claims more than the runs show.
+    A difference no larger than the larger of the two standard deviations over seeds is called
+    "on a par" (the rule of `ddgd.report.compare`), so the sentence never claims more than the
+    runs show.
     """
     s = summary.set_index("method")
     if not {"finetune", "minimax", "ddgd"} <= set(s.index):
         return "DDGD, Minimax and plain fine-tuning were not all run, so they are not compared."
+    if s["nn_distance_std"].isna().any():
+        return "With a single seed there is no spread to judge the differences by: run more seeds to compare."
     by_dist = [_compare(s, "ddgd", other, "nn_distance", True) for other in ("minimax", "finetune")]
     by_modes = [_compare(s, "ddgd", other, "modes_hit", False) for other in ("minimax", "finetune")]
     mm = _compare(s, "minimax", "finetune", "nn_distance", True)
-    return (f"Within the spread over seeds, DDGD covers the real distribution {by_dist[0]} Minimax and "
+    return (f"Counting a difference only when it exceeds the spread over seeds, DDGD covers the real "
+            f"distribution {by_dist[0]} Minimax and "
             f"{by_dist[1]} plain fine-tuning by the distance measure, and {by_modes[0]} Minimax and "
             f"{by_modes[1]} plain fine-tuning by the modes hit; Minimax is {mm} plain fine-tuning by distance.")
 

@@ -17,3 +17,17 @@ def tiny_hub(tmp_path_factory):
     untied_copy(load_transformer("tiny", seed=0)).save_pretrained(root / "transformer")
     load_vae("tiny", seed=0).save_pretrained(root / "vae")
     return root
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_latent_cache(tmp_path_factory):
+    """Latent caches of the tests go to a temporary folder, never the repository's runs/cache."""
+    import os
+
+    old = os.environ.get("DDGD_CACHE")
+    os.environ["DDGD_CACHE"] = str(tmp_path_factory.mktemp("latent-cache"))
+    yield
+    if old is None:
+        os.environ.pop("DDGD_CACHE", None)
+    else:
+        os.environ["DDGD_CACHE"] = old

@@ -28,6 +28,8 @@ def test_every_method_end_to_end_and_rerun_skips(tmp_path):
     mtime = csv.stat().st_mtime_ns
     run_experiment(cfg, ("ddgd", "random"), tmp_path / "runs", csv, progress=False)
     assert csv.stat().st_mtime_ns == mtime  # nothing recomputed, nothing rewritten
+    configs = json.loads((tmp_path / "results.configs.json").read_text())
+    assert set(df.config_hash) <= set(configs)  # every row's resolved config beside the CSV
 
 
 def test_cli_commands_and_clear_errors(tmp_path, capsys):

@@ -92,3 +92,9 @@ def test_class_memories_are_per_class_and_roundtrip():
     assert torch.equal(other.tensors(1)[0], mem.tensors(1)[0])
     with pytest.raises(ValueError):
         ClassMemories(2, 3, "adaptive").load_state_dict(mem.state_dict())
+
+
+def test_non_finite_latents_are_refused_clearly():
+    bank = MemoryBank(2, "adaptive")
+    with pytest.raises(ValueError, match="diverged"):
+        bank.add(torch.tensor([[float("nan"), 1.0]]))

@@ -4,9 +4,12 @@ import re
 import pandas as pd
 import pytest
 
+from ddgd.config import resolve
 from ddgd.evaluate import append_result, result_row
-from ddgd.report import (REFERENCES, format_cell, format_markdown, load_results, provenance, reference_table,
-                         summary, table, with_references)
+from ddgd.experiment import run_experiment
+from ddgd.report import (REFERENCES, cell_mean, compare, describe_comparison, format_cell, format_markdown, headline,
+                         load_results, provenance, provenance_line, reference_table, references_markdown, run_hashes,
+                         select_runs, slug, summary, table, with_references)
 
 
 def frame():
@@ -103,3 +106,116 @@ def test_with_references_labels_our_rows():
     both = with_references(ours, reference_table("fashion-mnist"))
     assert both.loc[("this project", "ddgd"), ("convnet-3", 10)] == "52.0 ± 2.0"
     assert both.loc[("KIP (Nguyen et al., ICLR 2021), comparison table", "kip"), ("convnet-3", 10)] == "86.8"
+
+
+# ---- say what the numbers say ---------------------------------------------------------------
+
+def cells():
+    """Hand-made runs: one cell per verdict, plus a cell that only ddgd has."""
+    values = {("ddgd", 10): (50, 52, 54), ("minimax", 10): (47, 48, 49), ("dit", 10): (51, 53),
+              ("random", 10): (60, 61, 62), ("ddgd", 50): (70, 72, 74), ("minimax", 50): (68, 70, 72),
+              ("dit", 50): (60,), ("ddgd", 1): (20, 21)}
+    return pd.DataFrame([dict(method=m, dataset="fashion-mnist", ipc=ipc, network="convnet-3", seed=s, best=float(v))
+                         for (m, ipc), vs in values.items() for s, v in enumerate(vs)])
+
+
+def test_compare_means_difference_spread_and_verdicts():
+    c = compare(cells(), others=("minimax", "dit", "random")).set_index(["ipc", "other"])
+    assert list(c.columns[:2]) == ["dataset", "network"] and len(c) == 5  # IPC 1: no other method, left out
+    mm = c.loc[(10, "minimax")]
+    assert (mm["mean"], mm["other_mean"], mm["difference"], mm["spread"]) == (52.0, 48.0, 4.0, 2.0)
+    assert (mm["n"], mm["other_n"], mm["verdict"]) == (3, 3, "ddgd better by more than the spread")
+    assert c.loc[(10, "dit"), "spread"] == pytest.approx(2.0)  # the larger std: 2.0 (ddgd) over 1.41 (dit)
+    assert c.loc[(10, "dit"), "verdict"] == "within the spread"  # difference 0
+    assert c.loc[(10, "random"), "difference"] == -9.0
+    assert c.loc[(10, "random"), "verdict"] == "ddgd worse by more than the spread"
+    assert c.loc[(50, "minimax"), "verdict"] == "within the spread"  # difference 2.0 == spread 2.0: not more
+    assert pd.isna(c.loc[(50, "dit"), "spread"]) and c.loc[(50, "dit"), "verdict"] == "too few runs for a spread"
+
+
+def test_compare_other_metric_column_and_empty():
+    df = cells().assign(variant=lambda d: d["method"].map({"ddgd": "both", "minimax": "fifo"}), final=0.0)
+    c = compare(df, method="both", others=("fifo",), column="variant", by=("ipc",))
+    assert list(c["ipc"]) == [10, 50] and list(c["verdict"]) == ["both better by more than the spread",
+                                                                 "within the spread"]
+    assert (compare(df, metric="final")["difference"] == 0).all()
+    assert compare(df, others=("nobody",)).empty
+
+
+def test_describe_comparison_counts_and_cells():
+    text = describe_comparison(compare(cells()))
+    lines = text.splitlines()
+    assert lines[0] == ("- **ddgd against minimax**: better by more than the spread in 1 of 2 cell(s), within the "
+                        "spread in 1, worse by more than the spread in 0.")
+    assert ("  - fashion-mnist, IPC 10, convnet-3: 52.0 % against 48.0 % (difference +4.0, spread 2.0; "
+            "n = 3 and 3): ddgd better by more than the spread.") in lines
+    assert "too few runs to tell in 1." in text and "no spread; n = 3 and 1" in text
+    assert "- **ddgd against random**: better by more than the spread in 0 of 1 cell(s)" in text
+    assert "nothing to compare" in describe_comparison(compare(cells(), others=()))
+
+
+def test_cell_mean_picks_first_network_and_smallest_ipc():
+    df = pd.concat([cells(), cells().assign(network="resnetap-10", best=0.0)])
+    assert cell_mean(df, "ddgd") == 20.5  # convnet-3 before resnetap-10, IPC 1 the smallest
+    assert cell_mean(df, "ddgd", "convnet-3", 10) == 52.0 and cell_mean(df, "ddgd", "resnetap-10", 10) == 0.0
+    assert pd.isna(cell_mean(df, "full")) and pd.isna(cell_mean(df, "ddgd", "convnet-3", 20))
+
+
+def test_provenance_line_lists_distinct_values():
+    df = pd.DataFrame({"commit": ["a" * 40 + "-dirty", "a" * 40 + "-dirty", "b" * 40], "hardware": ["cpu"] * 3,
+                       "torch": ["2.1", "2.1", "2.1"]})
+    assert provenance_line(df) == f"commit {'a' * 12}-dirty, {'b' * 12}; hardware: cpu; torch 2.1"
+    assert provenance_line(df[["torch"]]) == "commit unknown; hardware: unknown; torch 2.1"
+    assert provenance_line(df.iloc[0:0]) == "no result rows yet"
+
+
+def test_references_markdown_labels_every_block():
+    md = references_markdown(["fashion-mnist", "imagenette"])
+    assert md.startswith("**fashion-mnist**: Other distillation methods")
+    assert "| KIP (Nguyen et al., ICLR 2021), comparison table / kip | 73.8 | 86.8 | 87.8 |" in md
+    assert "**imagenette**: ImageNette at paper scale" in md and "as quoted by later papers, hard labels / full" in md
+    assert "No published numbers" in references_markdown([])
+    assert reference_table("fashion-tops", strict=False).empty
+    with pytest.raises(ValueError, match="fashion-tops"):
+        references_markdown(["fashion-tops"])
+
+
+def test_table_row_order_and_empty():
+    t = table(cells(), row_order=["ddgd", "random", "absent"])
+    assert list(t.index) == ["ddgd", "random"]
+    assert table(cells().iloc[0:0]).empty
+    assert load_results("no/such/file.csv", missing_ok=True).empty
+
+
+def test_load_results_keeps_config_hash_text(tmp_path):
+    res = {"best": 1.0, "final": 1.0, "epochs": 1, "wall_s": 0.0}
+    append_result(tmp_path / "r.csv", result_row("ddgd", "digits", 2, "convnet-3", 0, res, "012345678901", {}))
+    assert load_results(tmp_path / "r.csv")["config_hash"].iloc[0] == "012345678901"
+
+
+def test_select_runs_keeps_the_rows_of_one_config_and_rerun_computes_nothing(tmp_path):
+    cfg = resolve("digits-tiny", {"data.train_per_class": 12, "eval.epochs": 1, "eval.evaluations": 1})
+    other = resolve("digits-tiny", {"data.train_per_class": 12, "eval.epochs": 1, "eval.seeds": [1]})
+    csv = tmp_path / "r.csv"
+    methods = ("dit", "random", "full")
+    run_experiment(cfg, methods, tmp_path / "runs", csv, progress=False)
+    before = csv.read_bytes()
+    run_experiment(cfg, methods, tmp_path / "runs", csv, progress=False)  # complete: writes nothing
+    assert csv.read_bytes() == before
+    df = load_results(csv)
+    assert len(df) == 3 and len(select_runs(df, cfg, methods)) == 3
+    assert list(select_runs(df, cfg, ("random",))["method"]) == ["random"]
+    assert select_runs(df, other, methods).empty  # another config's hashes
+    assert set(select_runs(df, cfg, methods, variant="v")["variant"]) == {"v"}
+    hashes = {m: h for m, _, h in run_hashes(resolve("digits-tiny"), ("random", "full"))}
+    assert hashes["full"] != hashes["random"]  # full trains for eval.full_epochs (1, not 2): its own hash
+    with pytest.raises(ValueError, match="config_hash"):
+        select_runs(df.drop(columns="config_hash"), cfg, methods)
+
+
+def test_headline_and_slug():
+    assert headline(cells(), ["ddgd", "minimax", "full"], "convnet-3", 10) == \
+        "ddgd 52.0 %, minimax 48.0 % and full no runs yet"
+    assert headline(cells(), ["dit"], ipc=50) == "dit 60.0 %" and headline(cells(), []) == ""
+    assert slug("both, self-adaptive, cumulative") == "both-self-adaptive-cumulative"
+    assert slug("L_real only") == "l-real-only"
