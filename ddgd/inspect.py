@@ -58,24 +58,31 @@ def first_per_class(labels: torch.Tensor, k: int | None) -> torch.Tensor:
     return torch.cat(keep).sort().values
 
 
-def real_images(cfg: RunConfig, data) -> tuple[torch.Tensor, torch.Tensor]:
+def real_images(cfg: RunConfig, data, classes: Sequence[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Training images float [N, C, H, W] in [-1, 1] at the diffusion resolution, and labels [N].
 
-    The first `data.train_per_class` images of each class: in-memory sets come subset already from
-    `experiment.load_data`; ImageNet subsets are read from disk (ADM crop, no flip).
+    The first `cfg.data.train_per_class` images of each class (of `classes` only, when given):
+    in-memory sets come subset already from `experiment.load_data`; ImageNet subsets are read from
+    disk (ADM crop, no flip), only the images asked for.
     """
     d = cfg.data
-    if d.dataset not in SUBSETS:
-        return to_model_range(data.train_x), data.train_y.clone()
-    subset = ImageNetSubset(d.root, d.dataset, "train", transform=diffusion_transform(d.resolution, flip=False))
-    targets = torch.tensor(subset.targets)
-    idx = first_per_class(targets, d.train_per_class)
-    return torch.stack([subset[i][0] for i in idx.tolist()]), targets[idx]
+    imagenet = d.dataset in SUBSETS
+    if imagenet:
+        subset = ImageNetSubset(d.root, d.dataset, "train", transform=diffusion_transform(d.resolution, flip=False))
+        labels = torch.tensor(subset.targets)
+    else:
+        labels = data.train_y
+    idx = first_per_class(labels, d.train_per_class if imagenet else None)
+    if classes is not None:
+        idx = idx[torch.isin(labels[idx], torch.as_tensor(list(classes)))]
+    if imagenet:
+        return torch.stack([subset[i][0] for i in idx.tolist()]), labels[idx]
+    return to_model_range(data.train_x[idx]), labels[idx].clone()
 
 
-def encode_subset(cfg: RunConfig, data, progress: bool = False) -> LatentCache:
+def encode_subset(cfg: RunConfig, data, classes: Sequence[int] | None = None, progress: bool = False) -> LatentCache:
     """The latent cache of `real_images` under the config's encoder (nothing written to disk)."""
-    x, y = real_images(cfg, data)
+    x, y = real_images(cfg, data, classes)
     return build_cache(load_vae(cfg.model.vae_encode), list(x), y, progress=progress)
 
 

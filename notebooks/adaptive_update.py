@@ -39,7 +39,7 @@ imagenet_root = None  # data root of the ImageNet subset presets (train/ and val
 overrides = {}  # further config values
 output_dir = "runs/reproduce/adaptive-update"
 
-# %%
+# %% tags=["remove-output"]
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
@@ -54,7 +54,7 @@ from ddgd.models import load_vae
 
 cfg = walkthrough_config(preset, train_per_class, imagenet_root, overrides)
 data = load_data(cfg)
-cache = encode_subset(cfg, data)
+cache = encode_subset(cfg, data, classes=[stream_class])  # only the class of the stream
 size = capacity or cfg.finetune.n_real
 members = torch.nonzero(cache.labels == stream_class).squeeze(1)[:stream_length]
 stream = cache.sample(members, torch.Generator().manual_seed(seed))  # [T, c, h, w]: what M_real receives
@@ -75,7 +75,7 @@ for key, value in {"preset": cfg.name, "class": data.names[stream_class], "lengt
 # {glue:text}`au-dim` numbers. `ddgd.inspect.track_rule` replays `MemoryBank.add` step by step
 # and records which stream items are in the memory.
 
-# %%
+# %% tags=["remove-output"]
 fig, axes = plt.subplots(1, len(rules), figsize=(4.6 * len(rules), 4), squeeze=False, sharey=True)
 for ax, rule in zip(axes[0], rules):
     alive = tracks[rule][1]  # [steps, T]
@@ -106,12 +106,12 @@ survivors
 # sliding window of the newest items; the similarity rules keep items from the whole stream.
 # ```
 #
-# ```{glue:figure} au-survivors
-# :name: tab-adaptive-update-survivors
-# At the end of the stream: the oldest item still kept, how many of the first items survive, the
-# mean age of the kept items, and the redundancy of the kept memory (mean and largest pairwise
-# cosine similarity; "while full" averages over the steps at which the memory is full).
+# ```{glue:} au-survivors
 # ```
+#
+# *Table.* At the end of the stream: the oldest item still kept, how many of the first items
+# survive, the mean age of the kept items, and the redundancy of the kept memory (mean and largest
+# pairwise cosine similarity; "while full" averages over the steps at which the memory is full).
 #
 # FIFO forgets everything older than the last {glue:text}`au-capacity` items by construction,
 # whatever they were. The self-adaptive rule has no notion of age: an item stays while others are
@@ -119,7 +119,7 @@ survivors
 #
 # ## Diversity of the kept memory over time
 
-# %%
+# %% tags=["remove-output"]
 fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
 for rule in rules:
     s = stats[stats.rule == rule]
@@ -179,7 +179,7 @@ glue("au-verdict", ("As the rule intends, the self-adaptive memory is the least 
 # shape ({glue:text}`au-t-capacity` items of {glue:text}`au-t-dim` numbers) on random latents; the
 # two always remove the same items.
 
-# %%
+# %% tags=["remove-output"]
 gen = torch.Generator().manual_seed(seed)
 sizes = sorted(set(timing_new) | {cfg.finetune.batch_size})
 rows = []
@@ -207,12 +207,12 @@ glue("au-same", "always" if timing["same items kept"].all() else "not always", d
 timing
 
 # %% [markdown]
-# ```{glue:figure} au-timing
-# :name: tab-adaptive-update-timing
-# Time to bring a full memory back to its size after `new items` arrive: rebuilding $S$ after
-# every removal (naive) against the package's incremental update (best of the timed calls, on the
-# machine that built this page).
+# ```{glue:} au-timing
 # ```
+#
+# *Table.* Time to bring a full memory back to its size after `new items` arrive: rebuilding $S$
+# after every removal (naive) against the package's incremental update (best of the timed calls,
+# on the machine that built this page).
 #
 # When a whole batch of {glue:text}`au-batch` items of one class arrives (the most a step can
 # bring), the rebuild takes {glue:text}`au-speedup:.1f` times as long as the incremental update,

@@ -33,7 +33,7 @@ imagenet_root = None  # data root of the ImageNet subset presets (train/ and val
 overrides = {}  # further config values, e.g. {"finetune.max_steps": 500}
 output_dir = "runs/reproduce/full-run"
 
-# %%
+# %% tags=["remove-output"]
 import time
 from pathlib import Path
 
@@ -68,7 +68,7 @@ for key, value in {"preset": cfg.name, "method": method, "seed": seed, "ipc": ip
 # built this page ({glue:text}`fr-n-distilled` distilled images; a rerun with the same parameters
 # reuses the finished run). The loss terms of every fine-tuning step are in the run's checkpoint.
 
-# %%
+# %% tags=["remove-output"]
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.6))
 if method in ("finetune", "minimax", "ddgd"):
     history = loss_history(run).set_index("step")
@@ -120,9 +120,10 @@ glue("fr-samples", fig, display=False)
 # ## Evaluate
 #
 # The distilled images are the only training data of a freshly initialised network, trained with
-# the hard-label protocol of the preset (SPEC section 5) and tested on the real test images.
+# the hard-label protocol of the preset (see {doc}`the method <../book/method>`) and tested on the
+# real test images.
 
-# %%
+# %% tags=["remove-output"]
 csv = Path(output_dir) / "full-run.csv"
 start = time.perf_counter()
 row = evaluate_set(cfg, x, y, data, method, ipc, network, seed, csv, progress=False)

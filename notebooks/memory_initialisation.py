@@ -32,7 +32,7 @@ imagenet_root = None  # data root of the ImageNet subset presets (train/ and val
 overrides = {}  # further config values, e.g. {"finetune.n_real": 32}
 output_dir = "runs/reproduce/memory-initialisation"
 
-# %%
+# %% tags=["remove-output"]
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -48,8 +48,8 @@ from ddgd.inspect import decode_items, encode_subset, fill_history, image_grid, 
 from ddgd.losses import cosine_matrix
 from ddgd.models import load_vae
 
-cfg = with_seed(walkthrough_config(preset, train_per_class, imagenet_root,
-                                   {"finetune.method": method, "finetune.max_steps": finetune_steps, **overrides}), seed)
+run_values = {"finetune.method": method, "finetune.max_steps": finetune_steps, **overrides}
+cfg = with_seed(walkthrough_config(preset, train_per_class, imagenet_root, run_values), seed)
 ft = cfg.finetune
 data = load_data(cfg)
 cache = encode_subset(cfg, data)  # the real latents fine-tuning draws from
@@ -70,7 +70,7 @@ for key, value in {"preset": cfg.name, "method": method, "rule": ft.rule, "n-rea
 # decides which items stay (see {doc}`adaptive_update`). Below, the labels of the first
 # {glue:text}`mi-stream-steps` batches are drawn exactly as `ddgd.finetune` draws them.
 
-# %%
+# %% tags=["remove-output"]
 stream = label_stream(cache.labels, ft.batch_size, stream_steps, ft.seed)
 history = fill_history(stream, ft.n_real, ft.n_gen)
 write_csv(history, f"{output_dir}/fill-history.csv", cfg)
@@ -126,7 +126,7 @@ per_step.head(10)
 # {glue:text}`mi-method` (update rule {glue:text}`mi-rule`), through `ddgd.finetune.finetune`;
 # its checkpoint stores both memories of every class.
 
-# %%
+# %% tags=["remove-output"]
 run_dir = Path(output_dir) / f"run-{config_hash(cfg)}"  # a new folder for another config
 finetune(cfg, cache, data.index, run_dir, progress=False)
 memories = memory_tensors(run_dir)
@@ -166,7 +166,7 @@ glue("mi-items", fig, display=False)
 #
 # ## Their similarity structure
 
-# %%
+# %% tags=["remove-output"]
 summary = memory_summary(memories)
 summary.insert(1, "class", [data.names[c] for c in summary.label])
 write_csv(summary, f"{output_dir}/memory-summary.csv", cfg)
@@ -199,11 +199,11 @@ summary
 # items top left, generated items bottom right, real against generated off the diagonal.
 # ```
 #
-# ```{glue:figure} mi-summary
-# :name: tab-memory-initialisation-summary
-# Per class: memory sizes and the mean pairwise cosine similarity inside the real memory, inside
-# the generated memory, and between the two.
+# ```{glue:} mi-summary
 # ```
+#
+# *Table.* Per class: memory sizes and the mean pairwise cosine similarity inside the real memory,
+# inside the generated memory, and between the two.
 #
 # Averaged over classes, two items of the real memory have a cosine similarity of
 # {glue:text}`mi-real-cos:.3f`, two items of the generated memory {glue:text}`mi-gen-cos:.3f`, and

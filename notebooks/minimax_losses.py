@@ -31,7 +31,7 @@ imagenet_root = None  # data root of the ImageNet subset presets (train/ and val
 overrides = {}  # further config values, e.g. {"finetune.batch_size": 16}
 output_dir = "runs/reproduce/minimax-losses"
 
-# %%
+# %% tags=["remove-output"]
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -80,7 +80,7 @@ for key, value in {"preset": cfg.name, "batch": ft.batch_size, "warmup": warmup_
 # memories. For each class $c$ the predictions $\hat Z^c$ of its batch items are compared with every
 # item of its two memories by cosine similarity {eq}`eq-similarity`.
 
-# %%
+# %% tags=["remove-output"]
 pairs = term_pairs(batch.zhat, batch.y, present)
 pairs.insert(1, "class", [data.names[c] for c in pairs.label])
 write_csv(pairs, f"{output_dir}/terms.csv", cfg)
@@ -112,11 +112,11 @@ pairs
 # term: the smallest similarity to the real memory, the largest to the generated memory.
 # ```
 #
-# ```{glue:figure} ml-pairs
-# :name: tab-minimax-losses-pairs
-# Per class of the batch: $r_c = 1 - \min \sigma$ and $g_c = \max \sigma$, with the batch item and
-# memory item that set them.
+# ```{glue:} ml-pairs
 # ```
+#
+# *Table.* Per class of the batch: $r_c = 1 - \min \sigma$ and $g_c = \max \sigma$, with the batch
+# item and memory item that set them.
 #
 # Each class contributes one number per term, set by a single pair of the whole class block. The
 # mean of $r_c$ over the classes with memories is {glue:text}`ml-l-real:.4f` and the mean of $g_c$
@@ -131,7 +131,7 @@ pairs
 # gradients with respect to $\epsilon_\theta$ for this batch, before and after the weights
 # $\lambda_r$ and $\lambda_g$ of {eq}`eq-total`.
 
-# %%
+# %% tags=["remove-output"]
 eps_pred = batch.eps_pred.clone().requires_grad_(True)
 zhat = predicted_x0(batch.z_t, eps_pred, schedule.alphas_cumprod, batch.t)  # [B, c, h, w], differentiable
 terms = minimax_terms(zhat, batch.y, present, "once")
@@ -152,18 +152,18 @@ glue("ml-lambda-g", ft.lambda_g, display=False)
 glue("ml-share-real", ft.lambda_r * norms["L_real"] / diff_norm, display=False)
 glue("ml-share-gen", ft.lambda_g * norms["L_gen"] / diff_norm, display=False)
 largest_share = max(ft.lambda_r * norms["L_real"], ft.lambda_g * norms["L_gen"]) / diff_norm
-glue("ml-share-sentence", ("The memory terms are a small steer on top of the denoising objective, not a replacement for it"
-                           if largest_share < 0.1 else "At these weights the memory terms pull about as hard as the "
-                           "denoising objective, or harder"), display=False)
+small = "The memory terms are a small steer on top of the denoising objective, not a replacement for it"
+large = "At these weights the memory terms pull about as hard as the denoising objective, or harder"
+glue("ml-share-sentence", small if largest_share < 0.1 else large, display=False)
 total
 
 # %% [markdown]
-# ```{glue:figure} ml-total
-# :name: tab-minimax-losses-total
-# The three terms of {eq}`eq-total` on the examined batch, their weights, and the norm of their
-# gradients with respect to the predicted noise $\epsilon_\theta$, unweighted and weighted.
-# ($\mathcal{L}_{\text{vb}}$ is left out: it sees $\epsilon_\theta$ detached.)
+# ```{glue:} ml-total
 # ```
+#
+# *Table.* The three terms of {eq}`eq-total` on the examined batch, their weights, and the norm of
+# their gradients with respect to the predicted noise $\epsilon_\theta$, unweighted and weighted.
+# ($\mathcal{L}_{\text{vb}}$ is left out: it sees $\epsilon_\theta$ detached.)
 #
 # With $\lambda_r$ = {glue:text}`ml-lambda-r` and $\lambda_g$ = {glue:text}`ml-lambda-g`, the
 # weighted gradient of $\mathcal{L}_{\text{real}}$ is {glue:text}`ml-share-real:.2e` times that
@@ -184,7 +184,7 @@ total
 # negative gradient and the memory item, and `after` is the similarity once the prediction is
 # moved along the negative gradient by {glue:text}`ml-nudge` of its norm.
 
-# %%
+# %% tags=["remove-output"]
 grads = {"real": torch.autograd.grad(terms.l_real, zhat, retain_graph=True)[0] if present else torch.zeros_like(zhat),
          "gen": torch.autograd.grad(terms.l_gen, zhat, retain_graph=True)[0] if present else torch.zeros_like(zhat)}
 effects = gradient_table(zhat, grads, batch.y, present, nudge)
@@ -203,13 +203,13 @@ glue("ml-align-err", float((effects.alignment - effects.pure).abs().max()) if le
 effects
 
 # %% [markdown]
-# ```{glue:figure} ml-effects
-# :name: tab-minimax-losses-gradients
-# Per class and term: the batch item and memory item of the extreme pair, their similarity before
-# and after a small step along the negative gradient, the alignment of that gradient with the
-# memory item (`pure`: the value $\pm\sqrt{1 - \sigma^2}$ of a pure pull or push), its norm, and how
-# many batch items of the class receive a gradient.
+# ```{glue:} ml-effects
 # ```
+#
+# *Table.* Per class and term: the batch item and memory item of the extreme pair, their
+# similarity before and after a small step along the negative gradient, the alignment of that
+# gradient with the memory item (`pure`: the value $\pm\sqrt{1 - \sigma^2}$ of a pure pull or
+# push), its norm, and how many batch items of the class receive a gradient.
 #
 # In every class, {glue:text}`ml-one-item` per term receives a gradient. The step raises the
 # similarity of the worst real pair in {glue:text}`ml-pull` of {glue:text}`ml-n-terms` classes and
@@ -225,7 +225,7 @@ effects
 # $K - j + 1$ times; the paper and Minimax count each class once. `finetune.accumulate` selects
 # `once` (the default) or `cumulative`. For the examined batch:
 
-# %%
+# %% tags=["remove-output"]
 cumulative = minimax_terms(zhat.detach(), batch.y, present, "cumulative")
 multiplicity = pd.DataFrame({"class": [data.names[c] for c in terms.weights],
                              "has memories": [c in present for c in terms.weights],
@@ -242,10 +242,11 @@ glue("ml-mult-steps", multiplicity_steps, display=False)
 multiplicity
 
 # %% [markdown]
-# ```{glue:figure} ml-multiplicity
-# :name: tab-minimax-losses-multiplicity
-# How many times each class of the examined batch is counted under `once` and `cumulative`.
+# ```{glue:} ml-multiplicity
 # ```
+#
+# *Table.* How many times each class of the examined batch is counted under `once` and
+# `cumulative`.
 #
 # On this batch, `cumulative` multiplies $\mathcal{L}_{\text{real}}$ by
 # {glue:text}`ml-ratio-real:.2f` and $\mathcal{L}_{\text{gen}}$ by {glue:text}`ml-ratio-gen:.2f`.

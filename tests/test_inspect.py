@@ -40,6 +40,19 @@ def test_real_images_of_an_in_memory_set():
     assert x.shape == (30, 1, 16, 16) and x.dtype == torch.float32
     assert -1.0 <= float(x.min()) and float(x.max()) <= 1.0
     assert torch.bincount(y).tolist() == [3] * 10
+    x2, y2 = ins.real_images(cfg, load_data(cfg), classes=[7, 2])
+    assert sorted(y2.tolist()) == [2, 2, 2, 7, 7, 7] and torch.equal(x2, x[(y == 2) | (y == 7)])  # dataset order
+
+
+def test_real_images_of_an_imagenet_subset(tmp_path):
+    from ddgd.data import SUBSETS
+    from fakes import make_fake_imagenet
+
+    root = make_fake_imagenet(tmp_path, SUBSETS["imagewoof"], n_train=3, n_val=1, size=20)
+    cfg = ins.walkthrough_config("imagewoof", 2, imagenet_root=str(root), overrides={"data.resolution": 16})
+    x, y = ins.real_images(cfg, None, classes=[4, 1])
+    assert x.shape == (4, 3, 16, 16) and y.tolist() == [1, 1, 4, 4]
+    assert -1.0 <= float(x.min()) and float(x.max()) <= 1.0
 
 
 def test_fresh_latents_flip_some_images_and_scale():
@@ -183,7 +196,8 @@ def test_predict_batch_draws_like_a_training_step():
     cache = LatentCache(torch.randn(6, 2, 2, 2, 2).half(), torch.rand(6, 2, 2, 2, 2).half(), torch.arange(6) % 3)
     schedule = Schedule.linear(100)
     model = lambda z, timestep, class_labels: SimpleNamespace(sample=torch.zeros(len(z), 4, 2, 2))  # noqa: E731
-    b = ins.predict_batch(model, cache, torch.tensor([0, 4]), torch.arange(3), schedule, torch.Generator().manual_seed(1))
+    g = torch.Generator().manual_seed(1)
+    b = ins.predict_batch(model, cache, torch.tensor([0, 4]), torch.arange(3), schedule, g)
     g = torch.Generator().manual_seed(1)
     z0 = cache.sample(torch.tensor([0, 4]), g)
     t = torch.randint(0, 100, (2,), generator=g)
@@ -251,7 +265,8 @@ def test_time_call_warms_up_and_takes_the_best():
 
 
 def test_distilled_set_random_and_unknown_method(tmp_path):
-    data = SimpleNamespace(train_x=torch.arange(12, dtype=torch.uint8).reshape(12, 1, 1, 1), train_y=torch.arange(12) % 3)
+    images = torch.arange(12, dtype=torch.uint8).reshape(12, 1, 1, 1)
+    data = SimpleNamespace(train_x=images, train_y=torch.arange(12) % 3)
     x, y, run = ins.distilled_set(resolve("digits-tiny"), data, "random", tmp_path, ipc=2)
     assert run is None and torch.bincount(y).tolist() == [2, 2, 2] and torch.equal(x.flatten() % 3, y)
     with pytest.raises(ValueError, match="unknown method 'full'"):

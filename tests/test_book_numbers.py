@@ -1,0 +1,362 @@
+"""The book's numbers are those of the result files they came from (issue 4, item 6).
+
+Every number a table or figure page shows is glued by its notebook (`myst_nb.glue`) from a result
+CSV. These tests execute the notebooks of Tables 1-3 and Figure 4 through `ddgd.reproduce.run`
+with the `smoke` preset, read the glued values back from the executed notebook and recompute them
+from the CSV with `ddgd.report` (and `ddgd.sweep`):
+
+* table1 runs end to end (`compute`) and is checked against the CSV it wrote itself;
+* table2, table3 and figure4 read a CSV written here (`compute` off, as the book does with their
+  committed files): several seeds, so that the spread is shown, plus rows of other configurations
+  that the page must leave out. This also keeps the module within a minute on a busy machine.
+
+When the book is built (`_build/html`), the numbers on the Table 1 page are checked against the
+committed result file, read at test time. One executed notebook per artefact is shared by its
+tests (module-scoped fixtures).
+"""
+from __future__ import annotations
+
+import ast
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import zlib
+from html import unescape
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ddgd import report, reproduce, sweep
+from ddgd.config import config_hash, project_path, resolve
+from ddgd.evaluate import result_row
+from ddgd.experiment import run_config
+
+ROOT = Path(__file__).resolve().parent.parent
+TABLE1_PAGE = ROOT / "_build" / "html" / "notebooks" / "table1.html"
+PROVENANCE = {"torch": "0.0", "diffusers": "0.0", "ddgd": "0.0", "commit": "abc123def4567", "hardware": "test"}
+SEEDS = [0, 1, 2]  # several seeds, so that cells show a spread
+
+
+# ---- reading what a notebook glued ---------------------------------------------------------------
+
+def glued(notebook: Path) -> dict[str, dict[str, str]]:
+    """Key -> mime bundle of every `glue` output of an executed notebook (papermill's record prefix removed)."""
+    found: dict[str, dict[str, str]] = {}
+    for cell in json.loads(notebook.read_text())["cells"]:
+        for out in cell.get("outputs", []):
+            meta = out.get("metadata", {}).get("scrapbook")
+            if meta:
+                assert meta["name"] not in found, f"{notebook.name} glues {meta['name']!r} twice"
+                prefix = meta.get("mime_prefix", "")
+                found[meta["name"]] = {k.removeprefix(prefix): v for k, v in out["data"].items()}
+    return found
+
+
+def value(bundle: dict[str, str]):
+    """The glued Python value, read back from its text/plain repr ("nan" is a float)."""
+    text = bundle["text/plain"]
+    return float("nan") if text == "nan" else ast.literal_eval(text)
+
+
+def same(got, expected) -> bool:
+    if isinstance(expected, float):
+        return (math.isnan(got) and math.isnan(expected)) or math.isclose(got, expected, abs_tol=1e-9)
+    return got == expected
+
+
+def check_values(glue: dict, expected: dict) -> None:
+    wrong = {k: (value(glue[k]), v) for k, v in expected.items() if not same(value(glue[k]), v)}
+    assert not wrong, f"glued (shown) against recomputed from the CSV: {wrong}"
+
+
+def check_table(glue: dict, key: str, expected: pd.DataFrame) -> None:
+    assert glue[key]["text/html"] == expected._repr_html_(), \
+        f"{key} shows\n{glue[key]['text/plain']}\nbut the CSV gives\n{expected.to_string()}"
+
+
+class _Tables(HTMLParser):
+    """The cell texts of every <table> of an HTML text: tables -> rows -> cells."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables: list[list[list[str]]] = []
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr" and self.tables:
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None and self.tables and self.tables[-1]:
+            self.tables[-1][-1].append(" ".join("".join(self._cell).split()))
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def html_tables(html: str) -> list[list[list[str]]]:
+    parser = _Tables()
+    parser.feed(html)
+    return parser.tables
+
+
+# ---- result CSVs written here ---------------------------------------------------------------------
+
+def fake_rows(cfg, method: str, variant: str | None = None, seeds=None) -> list[dict]:
+    """Rows as `run_experiment(cfg, (method,), ...)` writes them, with made-up accuracies."""
+    rows = []
+    for seed in seeds if seeds is not None else cfg.eval.seeds:
+        for net in cfg.eval.networks:
+            for ipc in cfg.eval.ipcs:
+                h = config_hash(run_config(cfg, method, seed, ipc, net))
+                best = 20 + zlib.crc32(f"{method} {variant} {seed} {ipc}".encode()) % 6000 / 100  # 20.00-79.99
+                result = {"best": best, "final": best - seed - 1, "epochs": cfg.eval.epochs, "wall_s": 1.0}
+                rows.append({**result_row(method, cfg.data.dataset, ipc, net, seed, result, h, PROVENANCE),
+                             "variant": variant or ""})
+    return rows
+
+
+def foreign_rows(cfg, method: str) -> list[dict]:
+    """Rows the page must leave out: a seed the config does not run, and another config's hash."""
+    other_seed = fake_rows(cfg, method, seeds=[max(cfg.eval.seeds) + 7])
+    other_hash = [{**r, "config_hash": "0123456789ab"} for r in fake_rows(cfg, method)]
+    return other_seed + other_hash
+
+
+def write_csv(path: Path, rows: list[dict]) -> Path:
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def keys(df: pd.DataFrame) -> set[tuple]:
+    return set(zip(df["method"], df["dataset"], df["seed"].astype(int), df["ipc"].astype(int), df["config_hash"]))
+
+
+# ---- running the notebooks -----------------------------------------------------------------------
+
+RUNNER = ("import json, sys\nfrom ddgd.reproduce import run\na = json.loads(sys.argv[1])\n"
+          "print(run(a['artefact'], 'smoke', a['overrides'], a['output_dir'], progress=False))")
+
+
+def smoke_params(artefact: str) -> dict:
+    """The parameters a smoke run uses: the notebook's defaults, then smoke.yaml."""
+    return {**reproduce.notebook_parameters(reproduce.notebook_path(artefact)), **reproduce.load_params(artefact, "smoke")}
+
+
+def prepare_table1(folder: Path):
+    """Table 1 computes its runs (`compute` is on in smoke.yaml) and writes <output_dir>/table1.csv itself."""
+    params = smoke_params("table1")
+    return {}, (resolve(params["preset"], params["overrides"]), params["methods"])
+
+
+def prepare_table2(folder: Path):
+    """Two datasets in one CSV, three seeds, and rows of other configurations."""
+    smoke = smoke_params("table2")
+    overrides = {**smoke["overrides"], "eval.seeds": SEEDS}
+    datasets, methods = ["digits", "fashion-mnist"], ["random", "dit", "minimax", "ddgd"]
+    configs = {d: resolve(smoke["preset"], {**overrides, "data.dataset": d}) for d in datasets}
+    own = [r for cfg in configs.values() for m in methods for r in fake_rows(cfg, m)]
+    other = [r for cfg in configs.values() for r in foreign_rows(cfg, "ddgd")]
+    csv = write_csv(folder / "table2-input.csv", own + other)
+    return (dict(datasets=datasets, methods=methods, overrides=overrides, results_csv=str(csv), compute=False),
+            (configs, methods, pd.DataFrame(own), csv))
+
+
+def prepare_table3(folder: Path):
+    """One row per variant of the notebook's defaults, three seeds each."""
+    params = smoke_params("table3")
+    overrides = {**params["overrides"], "eval.seeds": SEEDS}
+    configs = {label: (spec["method"], resolve(params["preset"], {**overrides, **{k: v for k, v in spec.items()
+                                                                                   if k != "method"}}))
+               for label, spec in params["variants"].items()}
+    own = [r for label, (m, cfg) in configs.items() for r in fake_rows(cfg, m, variant=label)]
+    csv = write_csv(folder / "table3-input.csv", own + foreign_rows(configs[params["focus"]][1], "ddgd"))
+    return (dict(overrides=overrides, results_csv=str(csv), compute=False),
+            (configs, params["focus"], pd.DataFrame(own), csv))
+
+
+def prepare_figure4(folder: Path):
+    """Every point of the smoke sweeps, three seeds each."""
+    params = smoke_params("figure4")
+    overrides = {**params["overrides"], "eval.seeds": SEEDS}
+    cfg = resolve(params["preset"], overrides)
+    points = sweep.sweep_points(cfg, params["sweeps"])
+    own = [r for label, point in points for r in fake_rows(point, "ddgd", variant=label)]
+    csv = write_csv(folder / "figure4-input.csv", own + foreign_rows(cfg, "ddgd"))
+    return dict(overrides=overrides, results_csv=str(csv), compute=False), (cfg, params["sweeps"], points, pd.DataFrame(own))
+
+
+PREPARE = {"table1": prepare_table1, "table2": prepare_table2, "table3": prepare_table3, "figure4": prepare_figure4}
+
+
+@pytest.fixture(scope="module")
+def launched(tmp_path_factory):
+    """All notebooks of this module start at once, each in its own process.
+
+    On a busy shared machine most of a smoke run is the kernel waiting for its share of the CPU
+    while it imports torch, so four runs side by side take about as long as two in a row.
+    """
+    started = {}
+    try:
+        for name, prepare in PREPARE.items():
+            folder = tmp_path_factory.mktemp(name)
+            overrides, context = prepare(folder)
+            args = json.dumps({"artefact": name, "overrides": overrides, "output_dir": str(folder)})
+            proc = subprocess.Popen([sys.executable, "-c", RUNNER, args], stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)
+            started[name] = (proc, context)
+        yield started
+    finally:
+        for proc, _ in started.values():
+            if proc.poll() is None:  # a test failed before waiting for it
+                proc.kill()
+                proc.communicate()
+
+
+def executed(launched, name: str):
+    """(glued values, notebook path, context of its prepare function) once the notebook has run."""
+    proc, context = launched[name]
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, f"{name} failed with the smoke preset:\n{err[-3000:]}"
+    notebook = Path(out.strip().splitlines()[-1])
+    return glued(notebook), notebook, context
+
+
+# ---- Table 1: the notebook computes its runs and writes the CSV itself ----------------------------
+
+@pytest.fixture(scope="module")
+def table1(launched):
+    glue, notebook, (cfg, methods) = executed(launched, "table1")
+    return glue, cfg, methods, report.load_results(notebook.parent / "table1.csv")
+
+
+def test_table1_every_row_it_wrote_is_shown(table1):
+    glue, cfg, methods, found = table1
+    runs = report.select_runs(found, cfg, methods)
+    assert len(found) == len(methods) * len(cfg.eval.seeds) * len(cfg.eval.ipcs) * len(cfg.eval.networks)
+    assert keys(runs) == keys(found), "rows of this configuration are missing from the page"
+    check_values(glue, {"t1-runs": len(found), "t1-seeds": len(cfg.eval.seeds), "t1-network": cfg.eval.networks[0],
+                        "t1-ipc": cfg.eval.ipcs[0], "t1-provenance": report.provenance_line(runs)})
+
+
+def test_table1_headline_numbers_and_tables_match_its_csv(table1):
+    glue, cfg, methods, found = table1
+    runs = report.select_runs(found, cfg, methods)
+    net0, ipc0 = cfg.eval.networks[0], cfg.eval.ipcs[0]
+    best = {f"t1-{m}-best": report.cell_mean(runs, m, net0, None if m == "full" else ipc0) for m in methods}
+    assert not any(math.isnan(v) for v in best.values()), f"a method has no runs in its CSV: {best}"
+    check_values(glue, best)
+    check_table(glue, "t1-table", report.table(runs))
+    check_table(glue, "t1-final-table", report.table(runs, metric="final"))
+    others = [m for m in ("minimax", "finetune", "dit", "random") if m in methods]
+    verdict = report.describe_comparison(report.compare(runs, "ddgd", others))
+    assert glue["t1-verdict"]["text/markdown"] == verdict
+
+
+# ---- Table 2: two datasets in one CSV -------------------------------------------------------------
+
+def test_table2_numbers_match_the_csv(launched):
+    glue, _, (configs, methods, own, csv) = executed(launched, "table2")
+    found = report.load_results(csv)
+    kept = pd.concat([report.select_runs(found, cfg, methods) for cfg in configs.values()], ignore_index=True)
+    assert keys(kept) == keys(own), "the rows kept are not those of the two configurations"
+    first = next(iter(configs.values()))
+    net0, ipc0 = first.eval.networks[0], first.eval.ipcs[0]
+    best = {f"t2-{report.slug(d)}-{m}-best": report.cell_mean(kept[kept["dataset"] == d], m, net0, ipc0)
+            for d in configs for m in methods}
+    assert len({round(v, 4) for v in best.values()}) > 1, "made-up accuracies should differ between cells"
+    check_values(glue, {**best, "t2-runs": len(own), "t2-seeds": len(SEEDS), "t2-ipc": ipc0})
+    check_table(glue, "t2-table", report.table(kept, columns=("dataset", "network", "ipc")))
+    check_table(glue, "t2-final-table", report.table(kept, metric="final", columns=("dataset", "network", "ipc")))
+    assert "±" in glue["t2-table"]["text/plain"], "with three seeds every cell shows its spread"
+
+
+# ---- Table 3: one row per variant -----------------------------------------------------------------
+
+def test_table3_numbers_match_the_csv(launched):
+    glue, _, (configs, focus, own, csv) = executed(launched, "table3")
+    found = report.load_results(csv)
+    runs = pd.concat([report.select_runs(found, cfg, [m], variant=label) for label, (m, cfg) in configs.items()],
+                     ignore_index=True)
+    assert keys(runs) == keys(own)
+    assert (runs["variant"].to_numpy() == own["variant"].to_numpy()).all(), "a row is shown under another variant"
+    net0, ipc0 = configs[focus][1].eval.networks[0], configs[focus][1].eval.ipcs[0]
+    best = {f"t3-{report.slug(label)}-best": report.cell_mean(runs, label, net0, ipc0, column="variant")
+            for label in configs}
+    check_values(glue, {**best, "t3-runs": len(own), "t3-seeds": len(SEEDS)})
+    check_table(glue, "t3-table", report.table(runs, rows="variant", row_order=list(configs)))
+    check_table(glue, "t3-final-table", report.table(runs, metric="final", rows="variant", row_order=list(configs)))
+
+
+# ---- Figure 4: the sweep's summary table ----------------------------------------------------------
+
+def test_figure4_summary_matches_the_csv(launched):
+    glue, _, (cfg, sweeps, points, own) = executed(launched, "figure4")
+    check_values(glue, {"fig4-runs": len(own), "fig4-points": len(points), "fig4-seeds": len(SEEDS)})
+    header, *rows = html_tables(glue["fig4-table"]["text/html"])[0]
+    shown = [dict(zip(header[1:], r[1:])) for r in rows]  # the first column is the frame's index
+    assert len(shown) == sum(len(set(v)) for v in sweeps.values()), "one row per value of each swept parameter"
+    marks = sweep.defaults(cfg)
+    for row in shown:  # recomputed here from the rows of the points on this parameter's line
+        param, at = row["param"], float(row["value"])
+        on_line = [label for label, p in points if math.isclose(sweep.param_value(p, param), at)
+                   and all(math.isclose(sweep.param_value(p, q), marks[q]) for q in sweeps if q != param)]
+        best = own[own["variant"].isin(on_line)]["best"]
+        assert (float(row["mean"]), float(row["min"]), float(row["max"]), int(row["n"])) == pytest.approx(
+            (round(best.mean(), 2), round(best.min(), 2), round(best.max(), 2), len(SEEDS))), row
+
+
+# ---- the built book: the Table 1 page against the committed result file ---------------------------
+
+def glue_text_roles(notebook: Path) -> list[tuple[str, str]]:
+    """(key, format spec) of every {glue:text} role of the notebook's markdown cells, in page order."""
+    import jupytext
+
+    text = "\n".join(c.source for c in jupytext.read(notebook).cells if c.cell_type == "markdown")
+    return [(k, f or "s") for k, f in re.findall(r"\{glue:text\}`([^`:]+)(?::([^`]*))?`", text)]
+
+
+def check_table1_page(page: Path, csv: Path) -> None:
+    """Every {glue:text} value and both tables on the built page equal what the report computes from `csv`."""
+    params = reproduce.notebook_parameters(reproduce.notebook_path("table1"))
+    cfg, methods = resolve(params["preset"], params["overrides"]), params["methods"]
+    runs = report.select_runs(report.load_results(csv), cfg, methods)
+    net0, ipc0 = cfg.eval.networks[0], cfg.eval.ipcs[0]
+    expected = {f"t1-{m}-best": report.cell_mean(runs, m, net0, None if m == "full" else ipc0) for m in methods}
+    expected.update({"t1-runs": len(runs), "t1-seeds": runs["seed"].nunique() if len(runs) else 0, "t1-ipc": ipc0,
+                     "t1-network": net0, "t1-dataset": cfg.data.dataset, "t1-preset": params["preset"],
+                     "t1-csv": str(params["results_csv"]), "t1-provenance": report.provenance_line(runs)})
+    html = page.read_text(encoding="utf-8")
+    shown = [unescape(s) for s in re.findall(r'<span class="pasted-text">(.*?)</span>', html)]
+    roles = glue_text_roles(reproduce.notebook_path("table1"))
+    assert len(shown) == len(roles), f"{page.name} shows {len(shown)} glued values, table1.py has {len(roles)} roles"
+    for (key, fmt), text in zip(roles, shown):
+        assert key in expected, f"table1.py glues {key!r}: add how to recompute it to this test"
+        want = format(str(expected[key]) if fmt.endswith("s") else expected[key], fmt)  # as myst-nb formats
+        assert text == want, f"{key}: the page shows {text}, {csv.name} gives {expected[key]}"
+    tables = html_tables(html)
+    for metric in ("best", "final"):
+        cells = html_tables(report.table(runs, metric=metric)._repr_html_())[0]
+        assert cells in tables, f"the {metric} table of {page.name} is not the one {csv.name} gives:\n{cells}"
+
+
+def test_built_table1_page_shows_the_committed_results():
+    if not TABLE1_PAGE.is_file():
+        if os.environ.get("DDGD_REQUIRE_BOOK"):
+            pytest.fail("DDGD_REQUIRE_BOOK is set but the Table 1 page was not built: run make book first")
+        pytest.skip("the book is not built (make book)")
+    csv = project_path(reproduce.notebook_parameters(reproduce.notebook_path("table1"))["results_csv"])
+    if csv.stat().st_mtime > TABLE1_PAGE.stat().st_mtime and not os.environ.get("DDGD_REQUIRE_BOOK"):
+        pytest.skip(f"{csv.name} changed after the book was built: rebuild it (make book) to compare")
+    check_table1_page(TABLE1_PAGE, csv)
