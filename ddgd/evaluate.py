@@ -322,6 +322,7 @@ def append_result(csv_path: str | Path, row: dict) -> Path:
             fh.write(buf.getvalue())
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes the file private; a results file is for everyone to read
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

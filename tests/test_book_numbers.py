@@ -28,6 +28,7 @@ from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
 
+import jupytext
 import pandas as pd
 import pytest
 
@@ -37,7 +38,7 @@ from ddgd.evaluate import result_row
 from ddgd.experiment import run_config
 
 ROOT = Path(__file__).resolve().parent.parent
-TABLE1_PAGE = ROOT / "_build" / "html" / "notebooks" / "table1.html"
+HTML = ROOT / "_build" / "html"
 PROVENANCE = {"torch": "0.0", "diffusers": "0.0", "ddgd": "0.0", "commit": "abc123def4567", "hardware": "test"}
 SEEDS = [0, 1, 2]  # several seeds, so that cells show a spread
 
@@ -134,11 +135,6 @@ def foreign_rows(cfg, method: str) -> list[dict]:
     return other_seed + other_hash
 
 
-def write_csv(path: Path, rows: list[dict]) -> Path:
-    pd.DataFrame(rows).to_csv(path, index=False)
-    return path
-
-
 def keys(df: pd.DataFrame) -> set[tuple]:
     return set(zip(df["method"], df["dataset"], df["seed"].astype(int), df["ipc"].astype(int), df["config_hash"]))
 
@@ -151,7 +147,8 @@ RUNNER = ("import json, sys\nfrom ddgd.reproduce import run\na = json.loads(sys.
 
 def smoke_params(artefact: str) -> dict:
     """The parameters a smoke run uses: the notebook's defaults, then smoke.yaml."""
-    return {**reproduce.notebook_parameters(reproduce.notebook_path(artefact)), **reproduce.load_params(artefact, "smoke")}
+    defaults = reproduce.notebook_parameters(reproduce.notebook_path(artefact))
+    return {**defaults, **reproduce.load_params(artefact, "smoke")}
 
 
 def prepare_table1(folder: Path):
@@ -168,7 +165,7 @@ def prepare_table2(folder: Path):
     configs = {d: resolve(smoke["preset"], {**overrides, "data.dataset": d}) for d in datasets}
     own = [r for cfg in configs.values() for m in methods for r in fake_rows(cfg, m)]
     other = [r for cfg in configs.values() for r in foreign_rows(cfg, "ddgd")]
-    csv = write_csv(folder / "table2-input.csv", own + other)
+    pd.DataFrame(own + other).to_csv(csv := folder / "table2-input.csv", index=False)
     return (dict(datasets=datasets, methods=methods, overrides=overrides, results_csv=str(csv), compute=False),
             (configs, methods, pd.DataFrame(own), csv))
 
@@ -181,7 +178,8 @@ def prepare_table3(folder: Path):
                                                                                    if k != "method"}}))
                for label, spec in params["variants"].items()}
     own = [r for label, (m, cfg) in configs.items() for r in fake_rows(cfg, m, variant=label)]
-    csv = write_csv(folder / "table3-input.csv", own + foreign_rows(configs[params["focus"]][1], "ddgd"))
+    other = foreign_rows(configs[params["focus"]][1], "ddgd")
+    pd.DataFrame(own + other).to_csv(csv := folder / "table3-input.csv", index=False)
     return (dict(overrides=overrides, results_csv=str(csv), compute=False),
             (configs, params["focus"], pd.DataFrame(own), csv))
 
@@ -193,16 +191,17 @@ def prepare_figure4(folder: Path):
     cfg = resolve(params["preset"], overrides)
     points = sweep.sweep_points(cfg, params["sweeps"])
     own = [r for label, point in points for r in fake_rows(point, "ddgd", variant=label)]
-    csv = write_csv(folder / "figure4-input.csv", own + foreign_rows(cfg, "ddgd"))
-    return dict(overrides=overrides, results_csv=str(csv), compute=False), (cfg, params["sweeps"], points, pd.DataFrame(own))
+    pd.DataFrame(own + foreign_rows(cfg, "ddgd")).to_csv(csv := folder / "figure4-input.csv", index=False)
+    return (dict(overrides=overrides, results_csv=str(csv), compute=False),
+            (cfg, params["sweeps"], points, pd.DataFrame(own)))
 
 
 PREPARE = {"table1": prepare_table1, "table2": prepare_table2, "table3": prepare_table3, "figure4": prepare_figure4}
 
 
 @pytest.fixture(scope="module")
-def launched(tmp_path_factory):
-    """All notebooks of this module start at once, each in its own process.
+def launched(tmp_path_factory, request):
+    """The notebooks of the selected tests all start at once, each in its own process.
 
     On a busy shared machine most of a smoke run is the kernel waiting for its share of the CPU
     while it imports torch, so four runs side by side take about as long as two in a row.
@@ -210,26 +209,29 @@ def launched(tmp_path_factory):
     started = {}
     try:
         for name, prepare in PREPARE.items():
+            if not any(name in item.name for item in request.session.items):
+                continue
             folder = tmp_path_factory.mktemp(name)
             overrides, context = prepare(folder)
             args = json.dumps({"artefact": name, "overrides": overrides, "output_dir": str(folder)})
-            proc = subprocess.Popen([sys.executable, "-c", RUNNER, args], stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, text=True)
-            started[name] = (proc, context)
+            with open(folder / "stdout.txt", "w") as out, open(folder / "stderr.txt", "w") as err:  # no pipe to fill
+                proc = subprocess.Popen([sys.executable, "-c", RUNNER, args], stdout=out, stderr=err)
+            started[name] = (proc, folder, context)
         yield started
     finally:
-        for proc, _ in started.values():
-            if proc.poll() is None:  # a test failed before waiting for it
+        for proc, _, _ in started.values():
+            if proc.poll() is None:  # its test failed or was interrupted before the run ended
                 proc.kill()
-                proc.communicate()
+                proc.wait()
 
 
 def executed(launched, name: str):
     """(glued values, notebook path, context of its prepare function) once the notebook has run."""
-    proc, context = launched[name]
-    out, err = proc.communicate(timeout=600)
+    proc, folder, context = launched[name]
+    proc.wait(timeout=600)
+    err = (folder / "stderr.txt").read_text()
     assert proc.returncode == 0, f"{name} failed with the smoke preset:\n{err[-3000:]}"
-    notebook = Path(out.strip().splitlines()[-1])
+    notebook = Path((folder / "stdout.txt").read_text().strip().splitlines()[-1])
     return glued(notebook), notebook, context
 
 
@@ -319,16 +321,21 @@ def test_figure4_summary_matches_the_csv(launched):
 
 # ---- the built book: the Table 1 page against the committed result file ---------------------------
 
-def glue_text_roles(notebook: Path) -> list[tuple[str, str]]:
-    """(key, format spec) of every {glue:text} role of the notebook's markdown cells, in page order."""
-    import jupytext
+def glue_text_roles(text: str, ref: str = "") -> list[tuple[str, str]]:
+    """(key, format spec) of every {glue:text} role in `text` that pastes from `ref` ("" = its own page), in order."""
+    lines = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("%"))  # MyST comments
+    prefix = re.escape(f"{ref}::") if ref else ""
+    return [(k, f or "s") for k, f in re.findall(rf"\{{glue:text\}}`{prefix}([^`:]+)(?::([^`]*))?`", lines)]
 
-    text = "\n".join(c.source for c in jupytext.read(notebook).cells if c.cell_type == "markdown")
-    return [(k, f or "s") for k, f in re.findall(r"\{glue:text\}`([^`:]+)(?::([^`]*))?`", text)]
+
+def markdown_of(artefact: str) -> str:
+    """The markdown cells of an artefact's notebook: the text of its page."""
+    cells = jupytext.read(reproduce.notebook_path(artefact)).cells
+    return "\n".join(c.source for c in cells if c.cell_type == "markdown")
 
 
-def check_table1_page(page: Path, csv: Path) -> None:
-    """Every {glue:text} value and both tables on the built page equal what the report computes from `csv`."""
+def table1_expected(csv: Path) -> tuple[dict, pd.DataFrame]:
+    """What every glue:text key of table1.py should show, and the rows it shows, recomputed from `csv`."""
     params = reproduce.notebook_parameters(reproduce.notebook_path("table1"))
     cfg, methods = resolve(params["preset"], params["overrides"]), params["methods"]
     runs = report.select_runs(report.load_results(csv), cfg, methods)
@@ -337,26 +344,56 @@ def check_table1_page(page: Path, csv: Path) -> None:
     expected.update({"t1-runs": len(runs), "t1-seeds": runs["seed"].nunique() if len(runs) else 0, "t1-ipc": ipc0,
                      "t1-network": net0, "t1-dataset": cfg.data.dataset, "t1-preset": params["preset"],
                      "t1-csv": str(params["results_csv"]), "t1-provenance": report.provenance_line(runs)})
-    html = page.read_text(encoding="utf-8")
-    shown = [unescape(s) for s in re.findall(r'<span class="pasted-text">(.*?)</span>', html)]
-    roles = glue_text_roles(reproduce.notebook_path("table1"))
-    assert len(shown) == len(roles), f"{page.name} shows {len(shown)} glued values, table1.py has {len(roles)} roles"
+    return expected, runs
+
+
+def check_pasted(page: Path, roles: list[tuple[str, str]], expected: dict, csv: Path) -> None:
+    """The page's pasted values, in order, are `expected` formatted as its roles ask."""
+    shown = [unescape(s) for s in re.findall(r'<span class="pasted-text">(.*?)</span>', page.read_text("utf-8"))]
+    assert len(shown) == len(roles), f"{page.name} shows {len(shown)} glued values for {len(roles)} roles"
     for (key, fmt), text in zip(roles, shown):
         assert key in expected, f"table1.py glues {key!r}: add how to recompute it to this test"
         want = format(str(expected[key]) if fmt.endswith("s") else expected[key], fmt)  # as myst-nb formats
-        assert text == want, f"{key}: the page shows {text}, {csv.name} gives {expected[key]}"
-    tables = html_tables(html)
+        assert text == want, f"{page.name}, {key}: the page shows {text}, {csv.name} gives {expected[key]}"
+
+
+def check_table1_page(page: Path, csv: Path) -> None:
+    """Every {glue:text} value and both tables of the built page are what the report computes from `csv`."""
+    expected, runs = table1_expected(csv)
+    check_pasted(page, glue_text_roles(markdown_of("table1")), expected, csv)
+    tables = html_tables(page.read_text(encoding="utf-8"))
     for metric in ("best", "final"):
         cells = html_tables(report.table(runs, metric=metric)._repr_html_())[0]
         assert cells in tables, f"the {metric} table of {page.name} is not the one {csv.name} gives:\n{cells}"
 
 
-def test_built_table1_page_shows_the_committed_results():
-    if not TABLE1_PAGE.is_file():
-        if os.environ.get("DDGD_REQUIRE_BOOK"):
-            pytest.fail("DDGD_REQUIRE_BOOK is set but the Table 1 page was not built: run make book first")
+def check_intro_page(page: Path, source: Path, csv: Path) -> None:
+    """The headline numbers of the intro, pasted from table1.py, are what the report computes from `csv`."""
+    roles = glue_text_roles(source.read_text(encoding="utf-8"), "/notebooks/table1.py")
+    assert roles, f"{source.name} pastes no numbers from table1.py"
+    check_pasted(page, roles, table1_expected(csv)[0], csv)
+
+
+def built_page(path: Path, csv: Path) -> Path:
+    """The built page, or a skip when the book is not built or older than `csv` (fail under DDGD_REQUIRE_BOOK)."""
+    required = os.environ.get("DDGD_REQUIRE_BOOK")
+    if not path.is_file():
+        if required:
+            pytest.fail(f"DDGD_REQUIRE_BOOK is set but {path.name} was not built: run make book first")
         pytest.skip("the book is not built (make book)")
-    csv = project_path(reproduce.notebook_parameters(reproduce.notebook_path("table1"))["results_csv"])
-    if csv.stat().st_mtime > TABLE1_PAGE.stat().st_mtime and not os.environ.get("DDGD_REQUIRE_BOOK"):
+    if csv.stat().st_mtime > path.stat().st_mtime and not required:
         pytest.skip(f"{csv.name} changed after the book was built: rebuild it (make book) to compare")
-    check_table1_page(TABLE1_PAGE, csv)
+    return path
+
+
+def committed_csv() -> Path:
+    return project_path(reproduce.notebook_parameters(reproduce.notebook_path("table1"))["results_csv"])
+
+
+def test_built_table1_page_shows_the_committed_results():
+    check_table1_page(built_page(HTML / "notebooks" / "table1.html", committed_csv()), committed_csv())
+
+
+def test_built_intro_shows_the_headline_numbers_of_table1():
+    page = built_page(HTML / "book" / "intro.html", committed_csv())
+    check_intro_page(page, ROOT / "book" / "intro.md", committed_csv())
