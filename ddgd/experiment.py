@@ -25,7 +25,7 @@ from ddgd.config import RunConfig, config_hash, project_path, to_dict
 from ddgd.data import ImageNetSubset, SUBSETS, check_imagenet_root, class_indices, class_names, diffusion_transform, \
     load_image_folder, load_real, real_baseline
 from ddgd.evaluate import append_result, completed_runs, result_row, run_key, train_and_test
-from ddgd.finetune import finetune, load_finetuned
+from ddgd.finetune import default_device, finetune, load_finetuned
 from ddgd.latents import LatentCache, cached_latents
 from ddgd.models import load_vae
 from ddgd.report import provenance
@@ -94,7 +94,7 @@ def load_data(cfg: RunConfig) -> RealData:
 
 def latent_cache(cfg: RunConfig, data: RealData, root: Path, progress: bool = True) -> LatentCache:
     d = cfg.data
-    vae = load_vae(cfg.model.vae_encode)
+    vae = load_vae(cfg.model.vae_encode).to(default_device())
     if d.dataset in SUBSETS:
         dataset = ImageNetSubset(d.root, d.dataset, "train", transform=diffusion_transform(d.resolution, flip=False))
         images, labels = dataset, torch.tensor(dataset.targets)
@@ -126,8 +126,8 @@ def sample_pool(cfg: RunConfig, out: Path, data: RealData, progress: bool = True
             raise FileExistsError(f"{folder} was sampled with other settings: delete it to sample again, or "
                                   "use another experiment folder")
         return load_image_folder(folder, data.names)
-    model = load_finetuned(cfg, out)
-    vae = load_vae(cfg.model.vae_decode)
+    model = load_finetuned(cfg, out)  # on the GPU when there is one
+    vae = load_vae(cfg.model.vae_decode).to(default_device())
     s = cfg.sample
     images, labels = generate(model, vae, data.index, s.pool, s.seed, s.steps, s.guidance, s.guided_channels,
                               s.batch_size, progress)

@@ -35,6 +35,11 @@ from ddgd.memory import ClassMemories
 from ddgd.models import EMA, drop_labels, load_transformer, select_trainable
 
 
+def default_device() -> torch.device:
+    """The first CUDA GPU when there is one, else the CPU: the same code runs on both."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 class RunDirError(RuntimeError):
     """The output directory holds another run, or a checkpoint that does not match the config."""
 
@@ -70,13 +75,16 @@ def training_step(model, state: State, cache: LatentCache, class_index: torch.Te
                   cfg: RunConfig) -> dict:
     """One step of Algorithm 1; returns the step's loss terms as floats."""
     ft, g = cfg.finetune, state.generator
+    device = next(model.parameters()).device
     idx = batch_indices(len(cache), ft.batch_size, state.step, ft.seed)
     y = cache.labels[idx]  # local labels 0..K-1: the memories are per class
+    # Random draws come from the CPU generator (identical on any device), then move to the model's device.
     z0 = cache.sample(idx, g)  # [B, c, h, w]
     t = torch.randint(0, len(schedule), (len(idx),), generator=g)
     eps = torch.randn(z0.shape, generator=g)
-    z_t = q_sample(z0, t, eps, schedule)
     y_model = drop_labels(class_index[y], model.config.num_embeds_ada_norm, ft.class_dropout, g)
+    z0, t, eps, y_model = z0.to(device), t.to(device), eps.to(device), y_model.to(device)
+    z_t = q_sample(z0, t, eps, schedule)
     out = model(z_t, timestep=t, class_labels=y_model).sample
     c = z0.shape[1]
     eps_pred, v = out[:, :c], out[:, c:]
@@ -86,13 +94,13 @@ def training_step(model, state: State, cache: LatentCache, class_index: torch.Te
     terms = None
     if state.memories is not None:
         present = {cl: m for cl in set(y.tolist()) if (m := state.memories.tensors(cl)) is not None}
-        terms = minimax_terms(zhat, y, present, ft.accumulate)
+        terms = minimax_terms(zhat, y.to(device), present, ft.accumulate)
     loss = total_loss(l_diff, l_vb, terms, ft.lambda_r, ft.lambda_g)
     state.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     state.optimizer.step()
     if state.memories is not None:  # after this batch's terms, as the paper does
-        state.memories.update(y, z0, zhat.detach())
+        state.memories.update(y.to(device), z0, zhat.detach())
     state.ema.update(model)
     state.step += 1
     return {"step": state.step, "loss": loss.item(), "l_diff": l_diff.item(),
@@ -119,7 +127,7 @@ def save_checkpoint(path: Path, model, state: State, cfg: RunConfig) -> None:
 
 
 def load_checkpoint(path: Path, model, state: State, cfg: RunConfig) -> None:
-    blob = torch.load(path, weights_only=False)
+    blob = torch.load(path, weights_only=False, map_location=next(model.parameters()).device)
     if blob["config_id"] != _checkpoint_id(cfg) or blob["model"] != cfg.model.dit:
         raise RunDirError(f"checkpoint {path} comes from another model or config ({blob['model']}, "
                           f"id {blob['config_id']}): use a new output directory or the checkpoint's config")
@@ -169,7 +177,7 @@ def finetune(cfg: RunConfig, cache: LatentCache, class_index: list[int], out_dir
     torch.manual_seed(ft.seed)
     model = load_transformer(cfg.model.dit)
     select_trainable(model, ft.difffit)
-    model.train()
+    model.to(default_device()).train()
     trainable = [p for p in model.parameters() if p.requires_grad]
     state = State(
         step=0,
@@ -213,7 +221,7 @@ def load_finetuned(cfg: RunConfig, run_dir: str | Path | None):
         if not path.is_file():
             raise FileNotFoundError(f"{path} is missing: the fine-tuning run in {run_dir} has not finished "
                                     "(rerun `ddgd distill` with the same config to resume it)")
-        blob = torch.load(path, weights_only=True)
+        blob = torch.load(path, weights_only=True, map_location="cpu")
         if blob["config_id"] != _checkpoint_id(cfg):
             raise RunDirError(f"{path} was made with another config: sample with the run's own config.json")
         select_trainable(model, cfg.finetune.difffit)
@@ -221,4 +229,4 @@ def load_finetuned(cfg: RunConfig, run_dir: str | Path | None):
         with torch.no_grad():
             for n, v in blob["ema"].items():
                 params[n].copy_(v)
-    return model.eval().requires_grad_(False)
+    return model.to(default_device()).eval().requires_grad_(False)

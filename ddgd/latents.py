@@ -108,8 +108,8 @@ def build_cache(vae: AutoencoderKL, images, labels: torch.Tensor, batch_size: in
             x = to_model_range(images[start:stop])
         else:
             x = torch.stack([images[i] for i in range(start, stop)])
-        x = torch.cat([x, x.flip(-1)])  # both flip views in one pass
-        mean, std = encode_posterior(vae, x)
+        x = torch.cat([x, x.flip(-1)]).to(next(vae.parameters()).device)  # both flip views in one pass
+        mean, std = (v.cpu() for v in encode_posterior(vae, x))
         b = stop - start
         means.append(torch.stack([mean[:b], mean[b:]], 1).mul(s).half())
         stds.append(torch.stack([std[:b], std[b:]], 1).mul(s).half())

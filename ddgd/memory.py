@@ -153,7 +153,7 @@ class ClassMemories:
         """Add the batch's real latents and predicted latents to their class memories."""
         for c in sorted(set(labels.tolist())):
             real, gen = self.banks(c)
-            mask = labels == c
+            mask = (labels == c).to(z0.device)
             real.add(z0[mask])
             gen.add(zhat[mask])
 

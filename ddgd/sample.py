@@ -94,7 +94,7 @@ def generate(model: DiTTransformer2DModel, vae: AutoencoderKL, model_labels: lis
         labels = [c for c, _ in chunk]
         z = sample_latents(model, labels, [i for _, i in chunk], [model_labels[c] for c in labels], seed,
                            steps, guidance, guided_channels)
-        images.append(to_uint8(decode(vae, z)).cpu())
+        images.append(to_uint8(decode(vae, z.to(next(vae.parameters()).device))).cpu())
     labels = torch.tensor([c for c, _ in pairs])
     return torch.cat(images), labels
 

@@ -64,7 +64,7 @@ for key, value in {"preset": cfg.name, "method": method, "seed": seed, "ipc": ip
 # The run uses the preset {glue:text}`fr-preset` with the method {glue:text}`fr-method` and seed
 # {glue:text}`fr-seed`. Fine-tuning (at most {glue:text}`fr-steps` steps, on the real latents of
 # {glue:text}`fr-per-class` training images per class), sampling and the selection of the first
-# {glue:text}`fr-ipc` images per class took {glue:text}`fr-distil-s:.0f` s on the machine that
+# {glue:text}`fr-ipc` images per class took {glue:text}`fr-distil-s:.1f` s on the machine that
 # built this page ({glue:text}`fr-n-distilled` distilled images; a rerun with the same parameters
 # reuses the finished run). The loss terms of every fine-tuning step are in the run's checkpoint.
 
@@ -75,10 +75,11 @@ if method in ("finetune", "minimax", "ddgd"):
     smooth = history.rolling(smoothing, min_periods=1).mean()
     smooth[["l_diff", "l_vb"]].plot(ax=axes[0])
     smooth[["l_real", "l_gen"]].plot(ax=axes[1])
-    glue("fr-l-diff-first", float(smooth.l_diff.iloc[0]), display=False)
-    glue("fr-l-diff-last", float(smooth.l_diff.iloc[-1]), display=False)
-    glue("fr-l-real-last", float(smooth.l_real.iloc[-1]), display=False)
-    glue("fr-l-gen-last", float(smooth.l_gen.iloc[-1]), display=False)
+    first, last = history.iloc[:smoothing].mean(), history.iloc[-smoothing:].mean()  # means over a window
+    glue("fr-l-diff-first", float(first.l_diff), display=False)
+    glue("fr-l-diff-last", float(last.l_diff), display=False)
+    glue("fr-l-real-last", float(last.l_real), display=False)
+    glue("fr-l-gen-last", float(last.l_gen), display=False)
 else:
     for key in ("l-diff-first", "l-diff-last", "l-real-last", "l-gen-last"):
         glue(f"fr-{key}", float("nan"), display=False)  # no fine-tuning: nothing to report
@@ -106,11 +107,14 @@ glue("fr-samples", fig, display=False)
 # {eq}`eq-real` and $\mathcal{L}_{\text{gen}}$ {eq}`eq-gen` (zero for methods without memories).
 # ```
 #
-# Over the run, the smoothed diffusion loss goes from {glue:text}`fr-l-diff-first:.3f` to
-# {glue:text}`fr-l-diff-last:.3f`; at the end $\mathcal{L}_{\text{real}}$ is
-# {glue:text}`fr-l-real-last:.3f` and $\mathcal{L}_{\text{gen}}$ {glue:text}`fr-l-gen-last:.3f`.
-# The memory terms start at zero (empty memories, see {doc}`memory_initialisation`) and are
-# noisy: each is set by one pair per class and batch.
+# The diffusion loss averages {glue:text}`fr-l-diff-first:.3f` over the first
+# {glue:text}`fr-smoothing` steps and {glue:text}`fr-l-diff-last:.3f` over the last ones (the loss
+# of a single step varies with its random timesteps, hence the smoothing). Over the last steps,
+# $\mathcal{L}_{\text{real}}$ averages {glue:text}`fr-l-real-last:.3f` and
+# $\mathcal{L}_{\text{gen}}$ {glue:text}`fr-l-gen-last:.3f`.
+# The memory terms start at zero (empty memories, see {doc}`memory_initialisation`) and grow while
+# the memories fill, since a minimum over more pairs can only fall and a maximum only rise; each is
+# set by one pair per class and batch, hence the noise.
 #
 # ```{glue:figure} fr-samples
 # :name: fig-full-run-samples

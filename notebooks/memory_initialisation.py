@@ -196,7 +196,9 @@ summary
 # ```{glue:figure} mi-similarity
 # :name: fig-memory-initialisation-similarity
 # Cosine similarity {eq}`eq-similarity` between all items of both memories of one class: real
-# items top left, generated items bottom right, real against generated off the diagonal.
+# items top left, generated items bottom right, real against generated off the diagonal. While no
+# item has been removed, both memories hold their items in arrival order, so a bright short
+# diagonal in the off-diagonal blocks pairs a prediction with the real latent it was made from.
 # ```
 #
 # ```{glue:} mi-summary
