@@ -19,7 +19,9 @@
 # and checks the claim with a number rather than by eye.
 #
 # How the images are made: every method is fine-tuned (or, for DiT, left as pretrained) and
-# samples its pool with the **same seed**, so the k-th image of a class starts from the same noise
+# samples its pool with the **same seed** (Minimax and DDGD with the same weights $\lambda_r$ and
+# $\lambda_g$ and memory sizes $N_R$ and $N_G$, differing only in the memory update rule),
+# so the k-th image of a class starts from the same noise
 # in every method and differences between panels come from the models alone. The distilled set of
 # a class is the first IPC images of its pool; the figure shows the first few of them. The
 # originals are a seeded random draw of IPC real training images per class.

@@ -26,6 +26,8 @@
 # sampling and evaluation. Results are read from the committed result file when it holds the runs
 # of this configuration, and computed otherwise (`compute`); each run adds one row to it as soon as
 # it ends.
+#
+# DDGD and Minimax use the paper's memory weights $\lambda_r$ and $\lambda_g$ ({eq}`eq-total`).
 
 # %% tags=["parameters"]
 preset = "fashion-mnist-quick"  # a name of ddgd.config.PRESETS

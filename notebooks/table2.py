@@ -23,6 +23,8 @@
 # of Fashion-MNIST) and `fashion-other` (trousers, sandals, sneakers, bags and ankle boots: easy to
 # tell apart, its ImageNette). Each subset is one configuration: the preset with `data.dataset` set to it; both
 # write their runs into one result file, and each reads back its own rows by their config hash.
+#
+# DDGD and Minimax use the paper's memory weights $\lambda_r$ and $\lambda_g$ ({eq}`eq-total`).
 
 # %% tags=["parameters"]
 preset = "fashion-mnist-quick"  # a name of ddgd.config.PRESETS

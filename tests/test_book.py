@@ -256,6 +256,9 @@ def test_built_glue_references_were_filled_from_executed_notebooks():
             assert executed.is_file(), f"{doc} glues {key!r} from {ref}, which was not executed"
             names = {o.get("metadata", {}).get("scrapbook", {}).get("name")
                      for c in json.loads(executed.read_text())["cells"] for o in c.get("outputs", [])}
+            names.discard(None)
+            if not names:  # the saved copy keeps no glue records: the -W build already failed on a missing key
+                continue
             assert key in names, f"{doc} glues {key!r}, which {ref} does not glue"
 
 
