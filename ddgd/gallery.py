@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,7 +33,7 @@ from ddgd.config import RunConfig, config_hash, to_dict
 from ddgd.data import ImageNetSubset, eval_transform, load_image_folder, real_baseline
 from ddgd.provenance import provenance
 from ddgd.quality import conditional_accuracy, diversity_ratio, predict, train_judge
-from ddgd.sample import ipc_subset, write_image_folder
+from ddgd.sample import ipc_subset, partial_dir, write_image_folder
 
 REAL = "real"
 DISPLAY = {REAL: "Original", "dit": "DiT", "finetune": "Fine-tuned", "minimax": "Minimax", "ddgd": "DDGD (ours)"}
@@ -122,12 +121,7 @@ def write_gallery(out_dir: str | Path, sets: dict, spec: GallerySpec, class_name
                   meta: dict) -> Path:
     """Write the shown images, diversity.csv and manifest.json into a temporary folder, then rename it."""
     out = Path(out_dir)
-    if out.exists():
-        raise FileExistsError(f"{out} exists already: delete it to recompute the gallery")
-    tmp = out.with_name(out.name + ".partial")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
+    tmp = partial_dir(out, "delete it to recompute the gallery")
     shown = [class_names[c] for c in spec.classes]
     for name, (x, y) in sets.items():
         sx, sy = first_per_class(x, y, spec.classes, spec.per_class)

@@ -99,6 +99,17 @@ def generate(model: DiTTransformer2DModel, vae: AutoencoderKL, model_labels: lis
     return torch.cat(images), labels
 
 
+def partial_dir(out: Path, fix: str) -> Path:
+    """The empty temporary sibling `<out>.partial` to write into before renaming; refuses an existing `out`."""
+    if out.exists():
+        raise FileExistsError(f"{out} exists already: {fix}")
+    tmp = out.with_name(out.name + ".partial")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
 def write_image_folder(images: torch.Tensor, labels: torch.Tensor, class_names: list[str], out_dir: str | Path,
                        meta: dict) -> Path:
     """An ImageFolder tree of PNGs plus manifest.json (meta, counts, file hashes), written atomically.
@@ -107,11 +118,7 @@ def write_image_folder(images: torch.Tensor, labels: torch.Tensor, class_names: 
     leaves a folder that looks complete.
     """
     out = Path(out_dir)
-    if out.exists():
-        raise FileExistsError(f"{out} exists already: choose another output folder or delete it")
-    tmp = out.with_name(out.name + ".partial")
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    tmp = partial_dir(out, "choose another output folder or delete it")
     counts: dict[str, int] = {}
     hashes: dict[str, str] = {}
     for img, c in zip(images, labels.tolist()):
