@@ -51,9 +51,10 @@ def cmd_pretrain(args) -> None:
     from ddgd.pretrain import PretrainConfig, pretrain
 
     cfg = PretrainConfig(vae_steps=args.vae_steps, dit_steps=args.dit_steps, seed=args.seed,
-                         eval_per_class=args.eval_per_class)
+                         eval_per_class=args.eval_per_class, size=args.size)
     command = (f"ddgd pretrain --out {args.out} --vae-steps {args.vae_steps} --dit-steps {args.dit_steps} "
-               f"--eval-per-class {args.eval_per_class} --seed {args.seed}")
+               f"--eval-per-class {args.eval_per_class} --seed {args.seed}"
+               + (f" --size {args.size}" if args.size != PretrainConfig.size else ""))
     card = pretrain(args.out, cfg, data_root=args.root, download=args.download, progress=not args.quiet,
                     command=command)
     q = card["quality"]
@@ -142,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dit-steps", type=int, default=3500, help="DiT training steps (default: %(default)s)")
     p.add_argument("--eval-per-class", type=int, default=100, help="samples per class for the quality figures")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--size", default="fashion", choices=("fashion", "tiny"),
+                   help="model sizes (ddgd.models.SMALL_CONFIGS): the shipped model's, or seconds-long for tests")
     p.add_argument("--root", default=None, help="folder of the Fashion-MNIST idx files")
     p.add_argument("--download", action="store_true", help="allow torchvision to download Fashion-MNIST")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

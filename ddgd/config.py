@@ -31,6 +31,12 @@ def project_path(path: str | Path) -> Path:
     return PROJECT_ROOT / p
 
 
+def shown_path(path: str | Path) -> str:
+    """`path` relative to the repository root when it lies inside it: what pages and logs print."""
+    p = Path(path).resolve()
+    return str(p.relative_to(PROJECT_ROOT)) if p.is_relative_to(PROJECT_ROOT) else str(path)
+
+
 METHODS = ("dit", "finetune", "minimax", "ddgd")
 # The one word that separates Minimax from DDGD: the memory update rule (SPEC section 3).
 METHOD_RULES = {"minimax": "fifo", "ddgd": "adaptive"}
@@ -305,9 +311,17 @@ def from_dict(d: dict) -> RunConfig:
     )
 
 
+# Fields that say where the data lives on one machine, not what it is: hashed at their defaults, so a
+# result file made with ImageNet under /data matches the same run made with it under ~/imagenet.
+LOCATION_FIELDS = {"data": ("root", "download")}
+
+
 def config_hash(cfg: RunConfig | dict, *sections: str) -> str:
-    """Short stable hash of the config (or of the named sections only)."""
+    """Short stable hash of the config (or of the named sections only), blind to `LOCATION_FIELDS`."""
     d = to_dict(cfg) if isinstance(cfg, RunConfig) else cfg
+    defaults = to_dict(RunConfig())
+    d = {s: ({**v, **{k: defaults[s][k] for k in LOCATION_FIELDS.get(s, ()) if k in v}} if isinstance(v, dict) else v)
+         for s, v in d.items()}
     if sections:
         d = {s: d[s] for s in sections}
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]

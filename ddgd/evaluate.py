@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars: tqdm.auto warns in notebooks without ipywidgets
 
 from ddgd.augment import augment_batch, cutmix, single_thread
 from ddgd.config import EvalConfig

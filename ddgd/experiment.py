@@ -19,9 +19,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars: tqdm.auto warns in notebooks without ipywidgets
 
-from ddgd.config import RunConfig, config_hash, project_path, to_dict
+from ddgd.config import FinetuneConfig, ModelConfig, RunConfig, SampleConfig, config_hash, project_path, to_dict
 from ddgd.data import ImageNetSubset, SUBSETS, check_imagenet_root, class_indices, class_names, diffusion_transform, \
     load_image_folder, load_real, real_baseline
 from ddgd.evaluate import append_result, completed_runs, result_row, run_key, train_and_test
@@ -60,9 +60,13 @@ def run_config(cfg: RunConfig, method: str, seed: int, ipc: int | None = None, n
     """The config of one run, narrowed to its seed (and IPC and network): what its CSV row is hashed with.
 
     Narrowing keeps a row's hash independent of the other seeds, IPCs and networks of the preset, so
-    adding a seed or a network to a finished experiment computes only the new runs.
+    adding a seed or a network to a finished experiment computes only the new runs. The real-image
+    baselines (`random`, `full`) keep the defaults of the model, fine-tuning and sampling sections: a
+    change of fine-tuning settings leaves their rows valid.
     """
     run_cfg = with_seed(cfg, seed, method if method in GENERATIVE else None)
+    if method not in GENERATIVE:  # real images: no model, fine-tuning or sampling enters the row
+        run_cfg = with_seed(replace(cfg, model=ModelConfig(), finetune=FinetuneConfig(), sample=SampleConfig()), seed)
     ev = replace(run_cfg.eval, seeds=(seed,))
     if method == "full":  # the whole training set: its own (short) epoch budget
         ev = replace(ev, epochs=cfg.eval.full_epochs)

@@ -17,12 +17,16 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars: tqdm.auto warns in notebooks without ipywidgets
 
 from ddgd.diffusion import Schedule, q_sample
 from ddgd.latents import build_cache, decode, to_model_range
 from ddgd.losses import diffusion_loss, vb_term
 from ddgd.models import EMA, drop_labels, load_transformer, load_vae, untied_copy
+
+
+FASHION_TEST_IMAGES = 10_000  # the judge's test accuracy is measured on all of them
+WEIGHTS = "diffusion_pytorch_model.safetensors"  # the file `save_pretrained` writes
 
 
 @dataclass(frozen=True)
@@ -247,3 +251,58 @@ Parameters: VAE {card["parameters"]["vae"]:,}, DiT {card["parameters"]["transfor
   {q["diversity_ratio_mean"]:.2f}; per class {per_class}. Guided sampling typically lowers it, which is
   the problem DDGD addresses.
 """
+
+
+# ------------------------------------------------------------------------ reading and comparing model cards
+def load_card(model_dir: str | Path) -> dict:
+    """The card.json that `pretrain` wrote beside a model, with a clear error when there is none."""
+    path = Path(model_dir) / "card.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: give the folder that `ddgd pretrain --out` wrote")
+    return json.loads(path.read_text())
+
+
+def _binomial_se(percent: float, n: int) -> float:
+    p = percent / 100.0
+    return 100.0 * math.sqrt(p * (1.0 - p) / n)
+
+
+def card_figures(card: dict) -> list[tuple[str, float, float]]:
+    """(figure, value, noise) of a card. Noise: the binomial standard error of an accuracy over its n
+    images, the standard error over classes of the mean diversity ratio, NaN where one run gives none."""
+    q, r = card["quality"], card["reconstruction"]
+    n_samples = 10 * card["config"]["eval_per_class"]
+    per_class = torch.tensor(list(q["diversity_ratio_per_class"].values()))
+    return [
+        ("conditional accuracy of guided samples (%)", q["conditional_accuracy"],
+         _binomial_se(q["conditional_accuracy"], n_samples)),
+        ("judge accuracy on the real test set (%)", q["judge_test_accuracy"],
+         _binomial_se(q["judge_test_accuracy"], FASHION_TEST_IMAGES)),
+        ("intra-class diversity ratio (mean)", q["diversity_ratio_mean"],
+         float(per_class.std() / math.sqrt(len(per_class)))),
+        ("VAE reconstruction PSNR (dB)", r["psnr_db"], float("nan")),
+        ("VAE reconstruction MSE", r["mse"], float("nan")),
+    ]
+
+
+def compare_cards(shipped: dict, rebuilt: dict):
+    """One row per quality figure: both values, their difference, the noise scale of the shipped one
+    (`card_figures`) and whether the difference lies within two noise scales (None: no noise scale)."""
+    import pandas as pd
+
+    rows = []
+    for (name, a, noise), (_, b, _) in zip(card_figures(shipped), card_figures(rebuilt)):
+        rows.append({"figure": name, "shipped": a, "rebuilt": b, "difference": b - a, "noise": noise,
+                     "within_noise": None if math.isnan(noise) else abs(b - a) <= 2 * noise})
+    return pd.DataFrame(rows)
+
+
+def same_weights(model_a: str | Path, model_b: str | Path) -> dict[str, bool]:
+    """Whether the saved weights of the VAE and of the DiT are byte for byte the same in two models."""
+    import hashlib
+
+    def digest(path: Path) -> str:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
+    return {part: digest(Path(model_a) / part / WEIGHTS) == digest(Path(model_b) / part / WEIGHTS)
+            for part in ("vae", "transformer")}

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 from PIL import Image
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars: tqdm.auto warns in notebooks without ipywidgets
 
 from diffusers import AutoencoderKL, DiTTransformer2DModel
 

@@ -28,7 +28,7 @@ output_dir = "runs/reproduce/figure2"  # where figure2.png and figure2.pdf are w
 import matplotlib.pyplot as plt
 from myst_nb import glue
 
-from ddgd.config import resolve
+from ddgd.config import resolve, shown_path
 from ddgd.diagram import draw_pipeline, save_figure
 
 config = resolve(preset)
@@ -36,7 +36,7 @@ fig = draw_pipeline(config=config)
 paths = save_figure(fig, output_dir)
 glue("fig2-figure", fig, display=False)
 plt.close(fig)  # shown once, through the glued figure below
-print("written:", ", ".join(str(p) for p in paths))
+print("written:", ", ".join(shown_path(p) for p in paths))
 
 # %% [markdown]
 # ```{glue:figure} fig2-figure

@@ -52,7 +52,7 @@ import matplotlib.pyplot as plt
 import torch
 from myst_nb import glue
 
-from ddgd.config import project_path, resolve
+from ddgd.config import project_path, resolve, shown_path
 from ddgd.diagram import save_figure
 from ddgd.gallery import GallerySpec, describe_diversity, diversity_summary, gallery, plot_gallery
 
@@ -63,7 +63,7 @@ spec = GallerySpec(methods=tuple(methods), classes=tuple(classes), per_class=per
                    judge_epochs=judge_epochs, judge_size=judge_size)
 folder = project_path(images_dir) if images_dir else Path(output_dir) / "gallery"
 sets, rows, manifest, computed = gallery(config, spec, folder, Path(output_dir) / "runs", compute, progress=False)
-print(("computed and written to " if computed else "read from ") + str(folder))
+print(("computed and written to " if computed else "read from ") + shown_path(folder))
 
 # %% [markdown]
 # ## The images

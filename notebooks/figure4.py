@@ -49,7 +49,7 @@ from IPython.display import Markdown
 from myst_nb import glue
 
 from ddgd import report, sweep
-from ddgd.config import project_path, resolve
+from ddgd.config import project_path, resolve, shown_path
 from ddgd.diagram import save_figure
 
 if threads:
@@ -58,7 +58,7 @@ config = resolve(preset, overrides)
 csv = project_path(results_csv) if results_csv else Path(output_dir) / "figure4.csv"
 points = sweep.sweep_points(config, sweeps)
 todo = sweep.pending(config, sweeps, csv)
-print(f"{len(points)} points x {len(config.eval.seeds)} seed(s); {len(todo)} point(s) lack results in {csv}")
+print(f"{len(points)} points x {len(config.eval.seeds)} seed(s); {len(todo)} point(s) lack results in {shown_path(csv)}")
 if compute and todo:
     sweep.run_sweep(config, sweeps, Path(output_dir) / "runs", csv, progress=False)
 runs = sweep.sweep_runs(report.load_results(csv, missing_ok=True), config, sweeps)

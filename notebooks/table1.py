@@ -47,7 +47,7 @@ from IPython.display import Markdown
 from myst_nb import glue
 
 from ddgd import report
-from ddgd.config import project_path, resolve
+from ddgd.config import project_path, resolve, shown_path
 from ddgd.experiment import run_experiment
 
 if threads:
@@ -57,7 +57,7 @@ csv = project_path(results_csv) if results_csv else Path(output_dir) / "table1.c
 if compute:
     run_experiment(config, tuple(methods), Path(output_dir) / "runs", csv, progress=False)
 runs = report.select_runs(report.load_results(csv, missing_ok=True), config, methods)
-print(f"{len(runs)} result rows of this configuration in {csv}")
+print(f"{len(runs)} result rows of this configuration in {shown_path(csv)}")
 
 # %% [markdown]
 # ## Our results

@@ -46,7 +46,7 @@ from IPython.display import Markdown
 from myst_nb import glue
 
 from ddgd import report
-from ddgd.config import project_path, resolve
+from ddgd.config import project_path, resolve, shown_path
 from ddgd.experiment import run_experiment
 
 if threads:
@@ -58,7 +58,7 @@ for name, config in configs.items():
         run_experiment(config, tuple(methods), Path(output_dir) / "runs" / name, csv, progress=False)
 found = report.load_results(csv, missing_ok=True)
 runs = pd.concat([report.select_runs(found, config, methods) for config in configs.values()], ignore_index=True)
-print(f"{len(runs)} result rows of these configurations in {csv}")
+print(f"{len(runs)} result rows of these configurations in {shown_path(csv)}")
 
 # %% [markdown]
 # ## Our results

@@ -59,7 +59,7 @@ from IPython.display import Markdown
 from myst_nb import glue
 
 from ddgd import report
-from ddgd.config import project_path, resolve
+from ddgd.config import project_path, resolve, shown_path
 from ddgd.experiment import run_experiment, with_seed
 
 if threads:
@@ -74,7 +74,7 @@ for label, (method, config) in configs.items():
 found = report.load_results(csv, missing_ok=True)
 runs = pd.concat([report.select_runs(found, config, [method], variant=label)
                   for label, (method, config) in configs.items()], ignore_index=True)
-print(f"{len(runs)} result rows of these variants in {csv}")
+print(f"{len(runs)} result rows of these variants in {shown_path(csv)}")
 
 # %% [markdown]
 # ## The variants

@@ -14,7 +14,7 @@ from ddgd.data import (DATASETS, SUBSETS, DataError, ImageNetSubset, adm_center_
                        class_indices, class_names, diffusion_transform, eval_transform, imagenet_index,
                        imagenet_wnids, load_digits_images, load_fashion_mnist, load_image_folder, load_real,
                        read_idx, real_baseline)
-from fakes import make_fake_imagenet
+from fakes import make_fake_fashion_mnist, make_fake_imagenet, write_idx
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -129,27 +129,8 @@ def test_adm_center_crop_keeps_the_centre():
 
 
 # ----------------------------------------------------------------------------- Fashion-MNIST
-def _write_idx(path, array: np.ndarray, magic: int | None = None):
-    magic = (0x08 << 8 | array.ndim) if magic is None else magic
-    header = struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in array.shape)
-    with gzip.open(path, "wb") as f:
-        f.write(header + array.astype(np.uint8).tobytes())
-
-
-def _fake_fashion(folder, n=5):
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(1)
-    out = {}
-    for split, (img_stem, lab_stem) in data.FASHION_FILES.items():
-        x, y = rng.integers(0, 256, (n, 28, 28)), rng.integers(0, 10, n)
-        _write_idx(folder / f"{img_stem}.gz", x)
-        _write_idx(folder / f"{lab_stem}.gz", y)
-        out[split] = (x, y)
-    return out
-
-
 def test_fashion_idx_parsing(tmp_path):
-    arrays = _fake_fashion(tmp_path)
+    arrays = make_fake_fashion_mnist(tmp_path)
     for split in ("train", "test"):
         x, y = load_fashion_mnist(split, root=tmp_path)
         assert x.shape == (5, 1, 28, 28) and x.dtype == torch.uint8 and y.dtype == torch.int64
@@ -160,7 +141,7 @@ def test_fashion_idx_parsing(tmp_path):
 
 
 def test_fashion_in_torchvision_layout(tmp_path):
-    _fake_fashion(tmp_path / "FashionMNIST" / "raw", n=3)
+    make_fake_fashion_mnist(tmp_path / "FashionMNIST" / "raw", n=3)
     assert len(load_fashion_mnist("train", root=tmp_path)[0]) == 3
 
 
@@ -171,11 +152,11 @@ def test_corrupt_idx_files(tmp_path):
     with pytest.raises(DataError, match="truncated"):
         read_idx(short)
     bad = tmp_path / "bad.gz"
-    _write_idx(bad, np.zeros((2, 2)), magic=0x0D02)  # float data, not unsigned bytes
+    write_idx(bad, np.zeros((2, 2)), magic=0x0D02)  # float data, not unsigned bytes
     with pytest.raises(DataError, match="magic"):
         read_idx(bad)
     cut = tmp_path / "cut.gz"  # a gzip stream cut in the middle
-    _write_idx(cut, np.zeros((50, 28, 28)))
+    write_idx(cut, np.zeros((50, 28, 28)))
     cut.write_bytes(cut.read_bytes()[:30])
     with pytest.raises(DataError, match="corrupt"):
         read_idx(cut)
