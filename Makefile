@@ -4,7 +4,7 @@
 #   make book    build the executed book into _build/html (warnings are errors)
 #   make test    run the test suite
 #
-# Also: make setup (set-up only), make ipynb (paired .ipynb copies of the notebooks, for Colab),
+# Also: make setup (set-up only), make ipynb (the .ipynb copies of the notebooks that Binder and Colab open),
 # make clean (remove the built book).
 
 VENV ?= .venv
@@ -26,10 +26,11 @@ book: setup
 test: setup
 	$(BIN)/pytest
 
-# Colab opens .ipynb files only: these copies are what the Colab launch button points to once
-# they are committed (the book itself reads the .py files; _config.yml excludes the copies).
+# Colab opens .ipynb files only: the committed copies (ddgd/launch.py: the .py plus a Colab setup
+# cell) are what the Binder and Colab buttons open; the book itself reads the .py files and
+# _config.yml excludes the copies. Run after editing a notebook (a test checks they match).
 ipynb: setup
-	$(BIN)/jupytext --to ipynb notebooks/*.py
+	$(BIN)/python -m ddgd.launch
 
 clean:
 	rm -rf _build

@@ -297,3 +297,28 @@ def test_environment_yml_pins_match_pyproject():
         pinned = [d for d in deps if re.match(rf"{name}\s*==", d)]
         assert pinned and pinned[0].replace(" ", "") in pip, f"{name}: pyproject has {pinned}, environment.yml has {pip}"
     assert "python=3.11" in env["dependencies"]
+
+
+# ---- the .ipynb copies that the launch buttons open ---------------------------------------------
+
+@pytest.mark.parametrize("artefact", sorted(reproduce.ARTEFACTS))
+def test_committed_ipynb_copy_matches_its_py(artefact):
+    from ddgd import launch
+
+    py = ROOT / reproduce.ARTEFACTS[artefact]
+    copy = launch.copy_path(py)
+    assert copy.is_file(), f"{copy.name} is missing: run `make ipynb` and commit it (the Colab button opens it)"
+    want = [(c.cell_type, c.source, c.metadata.get("tags", [])) for c in launch.ipynb_copy(py).cells]
+    have = [(c["cell_type"], "".join(c["source"]), c.get("metadata", {}).get("tags", []))
+            for c in json.loads(copy.read_text())["cells"]]
+    assert have == want, f"{copy.name} is out of date with {py.name}: run `make ipynb` and commit it"
+
+
+def test_colab_setup_cell_is_hidden_and_names_the_repository():
+    from ddgd import launch
+
+    nb = launch.ipynb_copy(ROOT / reproduce.ARTEFACTS["table1"])
+    setup = nb.cells[0]
+    assert setup.metadata["tags"] == ["remove-cell"] and "google.colab" in setup.source
+    assert launch.repository_url() in setup.source
+    assert not any("google.colab" in c.source for c in nb.cells[1:])

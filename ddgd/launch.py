@@ -1,0 +1,72 @@
+"""The `.ipynb` copies of the notebooks that the book's Binder and Colab buttons open.
+
+The notebooks are written as jupytext `.py` files (readable diffs, one source of truth), but Colab
+opens only `.ipynb`. The book's theme points its launch buttons at `notebooks/<name>.ipynb` when
+that file exists beside the `.py`, so the copies are committed; `make ipynb` rewrites them and a
+test checks they match their `.py`. Each copy starts with one setup cell, hidden in the book, that
+on Colab clones the repository, installs the package over Colab's own torch and fetches
+Fashion-MNIST through torchvision; elsewhere (Binder, a local clone) it does nothing.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from ddgd.reproduce import ARTEFACTS, REPO_ROOT
+
+# Colab runs Python 3.12 and its own CUDA torch: install the package without its pins, then the rest.
+COLAB_SETUP = """\
+# Colab only: fetch this repository, install the package and Fashion-MNIST (Binder and a local clone
+# already have them; there this cell does nothing).
+import os, sys
+if "google.colab" in sys.modules and not os.path.isdir("/content/ddgd"):
+    !git clone -q --depth 1 {url} /content/ddgd
+    !pip install -q --no-deps --ignore-requires-python -e /content/ddgd
+    !pip install -q "diffusers==0.42.*" jupytext myst-nb papermill seaborn
+    !python -c "from ddgd.data import load_fashion_mnist as f; f('train', download=True); f('test', download=True)"
+if "google.colab" in sys.modules:
+    sys.path.insert(0, "/content/ddgd")
+    os.chdir("/content/ddgd/notebooks")"""
+
+
+def repository_url(config: Path = REPO_ROOT / "_config.yml") -> str:
+    """The project's public address, from the book's configuration (its one place)."""
+    return yaml.safe_load(config.read_text())["repository"]["url"]
+
+
+def ipynb_copy(py_path: str | Path):
+    """The notebook of a jupytext `.py` file with the Colab setup cell in front (no outputs)."""
+    import jupytext
+    from nbformat.v4 import new_code_cell
+
+    nb = jupytext.read(py_path)
+    setup = new_code_cell(COLAB_SETUP.format(url=repository_url()), metadata={"tags": ["remove-cell"]})
+    nb.cells.insert(0, setup)
+    for i, cell in enumerate(nb.cells):  # fixed ids: rewriting an unchanged notebook changes nothing
+        cell["id"] = f"cell-{i}"
+    return nb
+
+
+def copy_path(py_path: str | Path) -> Path:
+    return Path(py_path).with_suffix(".ipynb")
+
+
+def write_ipynb_copies(names: list[str] | None = None) -> list[Path]:
+    """Write `notebooks/<name>.ipynb` beside every artefact's `.py` (or the named ones)."""
+    import jupytext
+
+    written = []
+    for name in names or list(ARTEFACTS):
+        py = REPO_ROOT / ARTEFACTS[name]
+        out = copy_path(py)
+        tmp = out.with_name(f".{out.name}.tmp")
+        tmp.write_text(jupytext.writes(ipynb_copy(py), fmt="ipynb"))
+        tmp.replace(out)
+        written.append(out)
+    return written
+
+
+if __name__ == "__main__":  # `make ipynb`
+    for path in write_ipynb_copies():
+        print(path.relative_to(REPO_ROOT))
