@@ -26,6 +26,7 @@ rerun skip the runs it already has.
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 import math
 import os
@@ -33,6 +34,7 @@ import tempfile
 import time
 import warnings
 from datetime import datetime, timezone
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -299,14 +301,35 @@ def _read_rows(path: Path) -> tuple[list[str], list[dict]]:
         return list(reader.fieldnames or []), list(reader)
 
 
+@contextmanager
+def locked(path: Path):
+    """Hold an exclusive lock on `.<name>.lock` beside `path` (POSIX advisory lock) for a read-modify-write of `path`.
+
+    Runs of one preset may go on in parallel processes (say one per seed, `-o eval.seeds=[1]`) and
+    append to the same results file: without the lock, two writers could each drop the other's row.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f".{path.name}.lock"), "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def append_result(csv_path: str | Path, row: dict) -> Path:
     """Append `row` to a results CSV, writing the whole new file under a temporary name, then renaming.
 
     A new file gets the header; columns missing from an existing header are added at its end. An
-    interruption leaves either the old file or the new one, never a partial line.
+    interruption leaves either the old file or the new one, never a partial line; parallel writers
+    take turns (`locked`).
     """
     path = Path(csv_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    with locked(path):
+        return _append(path, row)
+
+
+def _append(path: Path, row: dict) -> Path:
     header, rows = _read_rows(path)
     if not header:
         header = [c for c in RESULT_COLUMNS if c in row]

@@ -24,7 +24,7 @@ from tqdm import tqdm  # text bars: tqdm.auto warns in notebooks without ipywidg
 from ddgd.config import FinetuneConfig, ModelConfig, RunConfig, SampleConfig, config_hash, project_path, to_dict
 from ddgd.data import ImageNetSubset, SUBSETS, check_imagenet_root, class_indices, class_names, diffusion_transform, \
     load_image_folder, load_real, real_baseline
-from ddgd.evaluate import append_result, completed_runs, result_row, run_key, train_and_test
+from ddgd.evaluate import append_result, completed_runs, locked, result_row, run_key, train_and_test
 from ddgd.finetune import default_device, finetune, load_finetuned
 from ddgd.latents import LatentCache, cached_latents
 from ddgd.models import load_vae
@@ -157,15 +157,15 @@ def evaluate_set(cfg: RunConfig, images, labels, data: RealData, method: str, ip
 def record_config(csv: Path, run_cfg: RunConfig) -> None:
     """Keep the resolved config of every row's hash beside the CSV (<csv stem>.configs.json), atomically."""
     path = csv.with_name(csv.stem + ".configs.json")
-    known = json.loads(path.read_text()) if path.is_file() else {}
-    key = config_hash(run_cfg)
-    if key in known:
-        return
-    known[key] = to_dict(run_cfg)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(known, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    with locked(path):  # parallel runs of one preset share the file
+        known = json.loads(path.read_text()) if path.is_file() else {}
+        key = config_hash(run_cfg)
+        if key in known:
+            return
+        known[key] = to_dict(run_cfg)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(known, indent=1, sort_keys=True))
+        os.replace(tmp, path)
 
 
 def _ipcs(cfg: RunConfig, method: str, data: RealData) -> list[int]:

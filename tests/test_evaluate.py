@@ -153,7 +153,7 @@ def test_append_result_never_leaves_a_partial_file(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         append_result(path, row(1))
     assert path.read_bytes() == before
-    assert os.listdir(tmp_path) == ["r.csv"]  # no temporary file left behind
+    assert sorted(os.listdir(tmp_path)) == [".r.csv.lock", "r.csv"]  # no temporary file left behind
 
 
 def test_completed_runs_refuses_a_foreign_csv(tmp_path):
@@ -161,3 +161,21 @@ def test_completed_runs_refuses_a_foreign_csv(tmp_path):
     path.write_text("a,b\n1,2\n")
     with pytest.raises(ValueError, match="config_hash"):
         completed_runs(path)
+
+
+def _append_many(args):
+    path, writer = args
+    for k in range(15):
+        append_result(path, {"method": "ddgd", "dataset": "digits", "ipc": 1, "network": "convnet-3",
+                             "seed": writer, "best": float(k), "final": float(k), "epochs": 1,
+                             "config_hash": f"{writer:06d}{k:06d}"})
+
+
+def test_parallel_writers_keep_every_row(tmp_path):
+    import multiprocessing
+
+    path = tmp_path / "r.csv"
+    with multiprocessing.get_context("fork").Pool(4) as pool:
+        pool.map(_append_many, [(path, w) for w in range(4)])
+    keys = completed_runs(path)
+    assert len(keys) == 60 and {k[4] for k in keys} == {0, 1, 2, 3}
