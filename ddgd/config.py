@@ -246,7 +246,7 @@ def _coerce(value: str, current: Any, ftype: Any) -> Any:
         return None
     if isinstance(current, tuple) or "tuple" in text:
         inner = int if "int" in text else str
-        return tuple(inner(v) for v in value.split(",") if v)
+        return tuple(inner(v.strip()) for v in value.strip("[]() ").split(",") if v.strip())  # 0,1 or [0, 1]
     if isinstance(current, int) or text.startswith("int"):
         return int(value)
     if isinstance(current, float) or text.startswith("float"):
@@ -281,7 +281,10 @@ def resolve(preset: str | RunConfig = "imagewoof", overrides: dict[str, Any] | l
         if name not in ftypes:
             raise ConfigError(f"unknown field {key!r}: {sec} has {', '.join(ftypes)}")
         if isinstance(value, str):
-            value = _coerce(value, getattr(section, name), ftypes[name])
+            try:
+                value = _coerce(value, getattr(section, name), ftypes[name])
+            except ValueError as err:
+                raise ConfigError(f"override {key}={value!r}: {err} (a list is written 0,1,2)") from None
         elif isinstance(value, list):
             value = tuple(value)
         cfg = replace(cfg, **{sec: replace(section, **{name: value})})

@@ -305,7 +305,7 @@ def _read_rows(path: Path) -> tuple[list[str], list[dict]]:
 def locked(path: Path):
     """Hold an exclusive lock on `.<name>.lock` beside `path` (POSIX advisory lock) for a read-modify-write of `path`.
 
-    Runs of one preset may go on in parallel processes (say one per seed, `-o eval.seeds=[1]`) and
+    Runs of one preset may go on in parallel processes (say one per seed, `-o eval.seeds=1`) and
     append to the same results file: without the lock, two writers could each drop the other's row.
     """
     path.parent.mkdir(parents=True, exist_ok=True)

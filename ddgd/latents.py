@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,9 +80,15 @@ class LatentCache:
     def save(self, path: str | Path, meta: dict) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save({"mean": self.mean, "std": self.std, "labels": self.labels, "meta": meta}, tmp)
-        os.replace(tmp, path)
+        # a temporary name of its own: parallel runs of one preset may build the same cache at once
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        try:
+            torch.save({"mean": self.mean, "std": self.std, "labels": self.labels, "meta": meta}, tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
     @classmethod
     def load(cls, path: str | Path, meta: dict | None = None) -> "LatentCache":

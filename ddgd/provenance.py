@@ -77,10 +77,14 @@ def _short_commit(commit: str) -> str:
 def provenance_line(rows) -> str:
     """"commit ...; hardware: ...; torch ..." from the provenance columns of result rows (a DataFrame).
 
-    Every distinct value is listed, so rows from several commits or machines say so.
+    Every distinct value is listed, so rows from several commits or machines say so; the summed
+    `wall_s` of the rows tells what the evaluations cost.
     """
     if len(rows) == 0:
         return "no result rows yet"
     cols = {c: _distinct(rows[c], _short_commit if c == "commit" else None) if c in rows.columns else "unknown"
             for c in ("commit", "hardware", "torch")}
-    return f"commit {cols['commit']}; hardware: {cols['hardware']}; torch {cols['torch']}"
+    line = f"commit {cols['commit']}; hardware: {cols['hardware']}; torch {cols['torch']}"
+    if "wall_s" in rows.columns:  # the evaluations' own clock: fine-tuning and sampling come on top
+        line += f"; evaluation wall time {float(rows['wall_s'].astype(float).sum()) / 60:.0f} min in all"
+    return line

@@ -32,3 +32,15 @@ def test_real_image_baselines_ignore_the_fine_tuning_settings(method):
 def test_shown_path_is_relative_to_the_repository():
     assert shown_path(PROJECT_ROOT / "data" / "results" / "t.csv") == str(Path("data/results/t.csv"))
     assert shown_path("/elsewhere/t.csv") == "/elsewhere/t.csv"
+
+
+def test_overrides_read_lists_with_or_without_brackets_and_name_bad_values():
+    from ddgd.config import ConfigError
+
+    assert resolve("fashion-mnist", ["eval.seeds=[0]"]).eval.seeds == (0,)
+    assert resolve("fashion-mnist", ["eval.seeds=0,2"]).eval.seeds == (0, 2)
+    assert resolve("fashion-mnist", ["eval.networks=[convnet-3, resnetap-10]"]).eval.networks == ("convnet-3", "resnetap-10")
+    with pytest.raises(ConfigError, match="eval.seeds='one'"):
+        resolve("fashion-mnist", ["eval.seeds=one"])
+    with pytest.raises(ConfigError, match="finetune.lambda_r"):
+        resolve("fashion-mnist", ["finetune.lambda_r=big"])

@@ -167,6 +167,8 @@ def test_provenance_line_lists_distinct_values():
     assert provenance_line(df) == f"commit {'a' * 12}-dirty, {'b' * 12}; hardware: cpu; torch 2.1"
     assert provenance_line(df[["torch"]]) == "commit unknown; hardware: unknown; torch 2.1"
     assert provenance_line(df.iloc[0:0]) == "no result rows yet"
+    timed = df.assign(wall_s=[90.0, 150.0, 0.0])
+    assert provenance_line(timed).endswith("; torch 2.1; evaluation wall time 4 min in all")
 
 
 def test_references_markdown_labels_every_block():
