@@ -87,6 +87,18 @@ def test_cpu_preset_is_what_the_book_shows(artefact):
             assert defaults[key] == value, f"cpu.yaml sets {key}={value!r}, the notebook's default is {defaults[key]!r}"
 
 
+@pytest.mark.parametrize("artefact", sorted(reproduce.ARTEFACTS))
+def test_every_preset_names_only_parameters_of_its_notebook(artefact):
+    declared = reproduce.notebook_parameters(reproduce.notebook_path(artefact))
+    for preset in reproduce.available_presets(artefact):
+        unknown = set(reproduce.load_params(artefact, preset)) - set(declared)
+        assert not unknown, f"{artefact}/{preset}.yaml sets {sorted(unknown)}, which the notebook does not declare"
+        if "preset" in declared and "preset" in reproduce.load_params(artefact, preset):
+            from ddgd.config import PRESETS
+
+            assert reproduce.load_params(artefact, preset)["preset"] in PRESETS
+
+
 def test_toc_lists_existing_pages_and_every_artefact():
     files = _toc_files()
     for docname in files:
