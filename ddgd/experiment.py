@@ -24,7 +24,8 @@ from tqdm import tqdm  # text bars: tqdm.auto warns in notebooks without ipywidg
 from ddgd.config import FinetuneConfig, ModelConfig, RunConfig, SampleConfig, config_hash, project_path, to_dict
 from ddgd.data import ImageNetSubset, SUBSETS, check_imagenet_root, class_indices, class_names, diffusion_transform, \
     load_image_folder, load_real, real_baseline
-from ddgd.evaluate import append_result, completed_runs, locked, result_row, run_key, train_and_test
+from ddgd.evaluate import train_and_test
+from ddgd.results import append_result, completed_runs, locked, result_row, run_key
 from ddgd.finetune import default_device, finetune, load_finetuned
 from ddgd.latents import LatentCache, cached_latents
 from ddgd.models import load_vae

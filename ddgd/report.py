@@ -1,6 +1,6 @@
 """Provenance of result rows and the tables of the book (SPEC sections 5-6).
 
-`load_results` reads result CSVs (the rows of `ddgd.evaluate.append_result`), `select_runs` keeps
+`load_results` reads result CSVs (the rows of `ddgd.results.append_result`), `select_runs` keeps
 the rows that one configuration produced, `summary` reduces the repeated runs of each cell to mean,
 std (sample std, ddof 1) and n, and `table` lays them out as the paper does: one row per method,
 one column per (network, IPC), cells "mean ± std". `compare` and `describe_comparison` say, cell by
@@ -199,7 +199,7 @@ def select_runs(df: pd.DataFrame, cfg, methods: Sequence[str], variant: str | No
         return df.assign(variant=pd.Series(dtype=str)) if variant is not None else df
     missing = [c for c in ("method", "seed", "config_hash") if c not in df.columns]
     if missing:
-        raise ValueError(f"results lack the column(s) {', '.join(missing)}: not rows of ddgd.evaluate.append_result")
+        raise ValueError(f"results lack the column(s) {', '.join(missing)}: not rows of ddgd.results.append_result")
     from ddgd.config import config_hash
     from ddgd.experiment import run_config  # deferred: experiment imports this module
 

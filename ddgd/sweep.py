@@ -25,7 +25,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ddgd.config import ConfigError, RunConfig, config_hash, resolve
-from ddgd.evaluate import completed_runs, run_key
+from ddgd.results import completed_runs, run_key
 from ddgd.report import run_hashes, select_runs
 
 METHOD = "ddgd"
@@ -110,7 +110,7 @@ def sweep_points(cfg: RunConfig, sweeps: dict[str, Sequence[float | int]]) -> li
 
 
 def point_keys(point: RunConfig) -> set[tuple]:
-    """The result keys (`ddgd.evaluate.run_key`) that `run_experiment(point, ("ddgd",), ...)` writes."""
+    """The result keys (`ddgd.results.run_key`) that `run_experiment(point, ("ddgd",), ...)` writes."""
     return {run_key(m, point.data.dataset, ipc, net, seed, h) for m, seed, h in run_hashes(point, (METHOD,))
             for ipc in point.eval.ipcs for net in point.eval.networks}
 

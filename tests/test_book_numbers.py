@@ -34,7 +34,7 @@ import pytest
 
 from ddgd import report, reproduce, sweep
 from ddgd.config import config_hash, project_path, resolve
-from ddgd.evaluate import result_row
+from ddgd.results import result_row
 from ddgd.experiment import run_config
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -5,10 +5,10 @@ import os
 import pytest
 import torch
 
-from ddgd import evaluate as ev
+from ddgd import results
 from ddgd.config import EvalConfig
-from ddgd.evaluate import (RESULT_COLUMNS, append_result, completed_runs, epochs_for_ipc, evaluation_epochs,
-                           num_epochs, prepare_images, result_row, run_key, train_and_test)
+from ddgd.evaluate import epochs_for_ipc, evaluation_epochs, num_epochs, prepare_images, train_and_test
+from ddgd.results import RESULT_COLUMNS, append_result, completed_runs, result_row, run_key
 
 TINY = EvalConfig(image_size=8, epochs=12, evaluations=3, batch_size=8)
 
@@ -149,7 +149,7 @@ def test_append_result_never_leaves_a_partial_file(tmp_path, monkeypatch):
     def fail(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(ev.os, "replace", fail)
+    monkeypatch.setattr(results.os, "replace", fail)
     with pytest.raises(OSError, match="disk full"):
         append_result(path, row(1))
     assert path.read_bytes() == before

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from ddgd.config import resolve
-from ddgd.evaluate import append_result, result_row
+from ddgd.results import append_result, result_row
 from ddgd.experiment import run_experiment
 from ddgd.report import (REFERENCES, cell_mean, compare, describe_comparison, format_cell, format_markdown, headline,
                          load_results, provenance, provenance_line, reference_table, references_markdown, run_hashes,

@@ -10,7 +10,7 @@ import pytest  # noqa: E402
 import ddgd.experiment  # noqa: E402
 from ddgd import sweep  # noqa: E402
 from ddgd.config import ConfigError, config_hash, resolve  # noqa: E402
-from ddgd.evaluate import append_result, result_row  # noqa: E402
+from ddgd.results import append_result, result_row  # noqa: E402
 
 DEFAULT = "default: finetune.lambda_r=0.002, finetune.lambda_g=0.008, finetune.n_real=4, finetune.n_gen=4"
 
