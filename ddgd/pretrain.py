@@ -26,6 +26,8 @@ from ddgd.models import EMA, drop_labels, load_transformer, load_vae, untied_cop
 
 
 FASHION_TEST_IMAGES = 10_000  # the judge's test accuracy is measured on all of them
+RECONSTRUCTION_IMAGES = 2_000  # the first test images, for the VAE's reconstruction error
+QUALITY_SAMPLER = dict(steps=50, guidance=4.0)  # the guided sampler whose samples the card judges
 WEIGHTS = "diffusion_pytorch_model.safetensors"  # the file `save_pretrained` writes
 
 
@@ -116,14 +118,14 @@ def train_dit(cache, cfg: PretrainConfig, progress: bool = True):
 
 def evaluate_generator(model, vae, real_train, train_labels, real_test, test_labels, cfg: PretrainConfig,
                        progress: bool = True) -> tuple[dict, torch.Tensor, torch.Tensor]:
-    """Quality figures of the guided sampler (guidance 4.0, 50 steps): judge accuracy and diversity."""
+    """Quality figures of the guided sampler (`QUALITY_SAMPLER`): judge accuracy and diversity."""
     from ddgd.quality import conditional_accuracy, diversity_ratio, train_judge
     from ddgd.sample import generate
 
     judge = train_judge(real_train, train_labels, cfg.judge_epochs, cfg.seed, progress)
     judge_test = conditional_accuracy(judge, real_test, test_labels)
     images, labels = generate(model, vae, list(range(10)), cfg.eval_per_class, cfg.seed, progress=progress,
-                              batch_size=250)
+                              batch_size=250, **QUALITY_SAMPLER)
     div = diversity_ratio(judge, images, labels, real_train, train_labels)
     return {
         "judge_test_accuracy": judge_test,
@@ -187,7 +189,7 @@ def pretrain(out_dir: str | Path, cfg: PretrainConfig = PretrainConfig(), data_r
         cache = build_cache(vae, train_x, train_y, batch_size=500, progress=progress)
         model = stage.save_dit(train_dit(cache, cfg, progress), time.time() - t_dit)
     t_eval = time.time()
-    recon = reconstruction_error(vae, test_x[:2000])
+    recon = reconstruction_error(vae, test_x[:RECONSTRUCTION_IMAGES])
     quality, images, labels = evaluate_generator(model, vae, train_x, train_y, test_x, test_y, cfg, progress)
     from ddgd.report import provenance  # floor 1; imported late so pretraining needs no report tooling
 
@@ -240,9 +242,9 @@ Parameters: VAE {card["parameters"]["vae"]:,}, DiT {card["parameters"]["transfor
 
 ## Quality (computed by `ddgd pretrain`, stored in card.json)
 
-- VAE reconstruction of 2,000 test images (posterior mean): MSE {r["mse"]:.5f}, MAE {r["mae"]:.4f}
+- VAE reconstruction of {RECONSTRUCTION_IMAGES:,} test images (posterior mean): MSE {r["mse"]:.5f}, MAE {r["mae"]:.4f}
   (pixels in [0, 1]), PSNR {r["psnr_db"]:.1f} dB.
-- Class-conditional accuracy of guided samples (guidance 4.0, 50 steps, {card["config"]["eval_per_class"]}
+- Class-conditional accuracy of guided samples (guidance {QUALITY_SAMPLER["guidance"]}, {QUALITY_SAMPLER["steps"]} steps, {card["config"]["eval_per_class"]}
   per class): {q["conditional_accuracy"]:.1f} % are labelled with the class they were asked for by a
   judge CNN trained on the real training images (the judge's own test accuracy:
   {q["judge_test_accuracy"]:.1f} %).

@@ -39,7 +39,7 @@ from ddgd.config import project_path, shown_path
 from ddgd.data import class_names
 from ddgd.diagram import save_figure
 from ddgd.gallery import first_per_class, plot_gallery
-from ddgd.pretrain import compare_cards, load_card
+from ddgd.pretrain import QUALITY_SAMPLER, RECONSTRUCTION_IMAGES, compare_cards, load_card
 
 card = load_card(project_path(model_dir))
 q, r = card["quality"], card["reconstruction"]
@@ -50,6 +50,10 @@ glue("em-psnr", r["psnr_db"], display=False)
 glue("em-mse", r["mse"], display=False)
 glue("em-diversity", q["diversity_ratio_mean"], display=False)
 glue("em-samples", card["config"]["eval_per_class"], display=False)
+glue("em-judge-epochs", card["config"]["judge_epochs"], display=False)
+glue("em-guidance", QUALITY_SAMPLER["guidance"], display=False)
+glue("em-steps", QUALITY_SAMPLER["steps"], display=False)
+glue("em-recon-images", f"{RECONSTRUCTION_IMAGES:,}", display=False)
 glue("em-minutes", card["wall_s"]["total"] / 60, display=False)
 glue("em-hardware", card["provenance"]["hardware"], display=False)
 glue("em-dit-params", f"{card['parameters']['transformer']:,}", display=False)
@@ -67,11 +71,12 @@ card["provenance"]
 # {glue:text}`em-vae-params` parameters, DiT {glue:text}`em-dit-params`). Its quality figures:
 #
 # - **Class-conditional accuracy**: of {glue:text}`em-samples` guided samples per class (guidance
-#   4.0, 50 sampling steps), {glue:text}`em-accuracy:.1f` % are labelled with the class they were
+#   {glue:text}`em-guidance:.1f`, {glue:text}`em-steps` sampling steps), {glue:text}`em-accuracy:.1f` % are labelled with the class they were
 #   asked for by a judge CNN trained on the real training images. The judge itself reaches only
-#   {glue:text}`em-judge:.1f` % on the real test set (two epochs of a small network), so read the
+#   {glue:text}`em-judge:.1f` % on the real test set ({glue:text}`em-judge-epochs` epoch(s) of a small
+#   network), so read the
 #   first figure as "the samples look like their class to a modest classifier".
-# - **VAE reconstruction** of 2,000 test images: PSNR {glue:text}`em-psnr:.1f` dB (MSE
+# - **VAE reconstruction** of {glue:text}`em-recon-images` test images: PSNR {glue:text}`em-psnr:.1f` dB (MSE
 #   {glue:text}`em-mse:.4f` on pixels in [0, 1]).
 # - **Intra-class diversity ratio**: the mean pairwise distance of the samples of a class in the
 #   judge's feature space, over that of real images of the class, averaged over classes:
@@ -94,7 +99,7 @@ glue("em-diversity-table", Markdown("| class | diversity ratio |\n| --- | --- |\
 # ```{glue:figure} em-grid
 # :name: fig-embedded-samples
 #
-# Guided samples of the pretrained model (guidance 4.0, 50 steps), one row per class, from the
+# Guided samples of the pretrained model, one row per class, from the
 # sample grid `ddgd pretrain` saved beside the weights.
 # ```
 #
