@@ -397,3 +397,42 @@ def test_built_table1_page_shows_the_committed_results():
 def test_built_intro_shows_the_headline_numbers_of_table1():
     page = built_page(HTML / "book" / "intro.html", committed_csv())
     check_intro_page(page, ROOT / "book" / "intro.md", committed_csv())
+
+
+# ---- the committed result files hold every run of the book's CPU settings ------------------------
+
+def cpu_params(artefact: str) -> dict:
+    return {**reproduce.notebook_parameters(reproduce.notebook_path(artefact)), **reproduce.load_params(artefact, "cpu")}
+
+
+def expected_rows(cfg, methods) -> int:
+    """Rows `run_experiment(cfg, methods)` writes: every seed x network x IPC (`full`: one IPC)."""
+    per_seed = sum(len(cfg.eval.networks) * (1 if m == "full" else len(cfg.eval.ipcs)) for m in methods)
+    return per_seed * len(cfg.eval.seeds)
+
+
+@pytest.mark.parametrize("artefact", ["table1", "table2", "table3", "figure4"])
+def test_committed_cpu_results_are_complete(artefact):
+    """The book reads these files; a missing run would leave a cell empty (or make the build compute it)."""
+    p = cpu_params(artefact)
+    csv = project_path(p["results_csv"])
+    found = report.load_results(csv)
+    assert found.duplicated(["method", "dataset", "ipc", "network", "seed", "config_hash"]).sum() == 0, \
+        f"{csv.name} holds a run twice"
+    if artefact == "figure4":
+        cfg = resolve(p["preset"], p["overrides"])
+        assert sweep.pending(cfg, p["sweeps"], csv) == [], f"{csv.name} lacks runs of the sweep"
+        return
+    if artefact == "table3":
+        jobs = [(spec["method"], resolve(p["preset"], {**p["overrides"], **{k: v for k, v in spec.items()
+                                                                              if k != "method"}}))
+                for spec in p["variants"].values()]
+    elif artefact == "table2":
+        jobs = [(m, resolve(p["preset"], {**p["overrides"], "data.dataset": d})) for d in p["datasets"]
+                for m in p["methods"]]
+    else:
+        jobs = [(m, resolve(p["preset"], p["overrides"])) for m in p["methods"]]
+    for method, cfg in jobs:
+        kept = report.select_runs(found, cfg, [method])
+        assert len(kept) == expected_rows(cfg, [method]), \
+            f"{csv.name} holds {len(kept)} runs of {method} on {cfg.data.dataset}, not {expected_rows(cfg, [method])}"
