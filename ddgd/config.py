@@ -295,6 +295,17 @@ def to_dict(cfg: RunConfig) -> dict:
     return dataclasses.asdict(cfg)
 
 
+def preset_differences(*names: str) -> dict[str, list]:
+    """`section.field` -> the value in each named preset, for every field where the presets differ.
+
+    What the CPU presets change against the paper's (`preset_differences("imagewoof", "fashion-mnist")`),
+    read from the presets themselves so that the book's list of scale-downs cannot drift from the code.
+    """
+    flat = [{f"{sec}.{k}": v for sec, fields_ in to_dict(resolve(n)).items() if isinstance(fields_, dict)
+             for k, v in fields_.items()} for n in names]
+    return {key: [f[key] for f in flat] for key in flat[0] if len({repr(f[key]) for f in flat}) > 1}
+
+
 def from_dict(d: dict) -> RunConfig:
     def build(cls, values):
         kw = {}

@@ -140,3 +140,25 @@ comparison
 #
 # ```{glue:} em-rebuild-table
 # ```
+
+# %% [markdown]
+# ## The CPU presets against the paper's
+#
+# Every setting in which the two CPU presets differ from the paper's ImageWoof preset, read from
+# `ddgd.config.PRESETS` (the [deviations](../book/deviations.md) page says why each one changes).
+# `fashion-mnist` is the full CPU benchmark, `fashion-mnist-quick` what the book's tables and
+# figures run.
+
+# %%
+import pandas as pd
+
+from ddgd.config import preset_differences
+
+compared = ("imagewoof", "fashion-mnist", "fashion-mnist-quick")
+differences = pd.DataFrame(preset_differences(*compared), index=list(compared)).T.astype(str)
+glue("em-presets", differences, display=False)
+differences
+
+# %% [markdown]
+# ```{glue:} em-presets
+# ```

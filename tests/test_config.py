@@ -44,3 +44,12 @@ def test_overrides_read_lists_with_or_without_brackets_and_name_bad_values():
         resolve("fashion-mnist", ["eval.seeds=one"])
     with pytest.raises(ConfigError, match="finetune.lambda_r"):
         resolve("fashion-mnist", ["finetune.lambda_r=big"])
+
+
+def test_preset_differences_lists_only_what_differs():
+    from ddgd.config import preset_differences
+
+    diff = preset_differences("fashion-mnist", "fashion-mnist-quick")
+    assert diff["finetune.max_steps"] == [1000, 200] and diff["eval.ipcs"] == [(1, 10, 50), (10,)]
+    assert "finetune.lambda_r" not in diff and "data.dataset" not in diff  # the same in both
+    assert preset_differences("imagewoof", "imagewoof") == {}
