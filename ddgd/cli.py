@@ -118,10 +118,13 @@ def cmd_run(args) -> None:
 
 
 def cmd_report(args) -> None:
-    from ddgd.report import format_markdown, load_results, table
+    from ddgd.report import format_markdown, load_results, references_markdown, table
 
     df = load_results(args.csv)
     print(format_markdown(table(df, metric=args.metric)))
+    if args.references:
+        print("\nPublished numbers, for orientation (not computed by this code):\n")
+        print(references_markdown(args.references))
 
 
 def cmd_reproduce(args) -> None:
@@ -179,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="print a results CSV as a table of mean ± std")
     p.add_argument("csv", nargs="+", help="result CSV file(s)")
     p.add_argument("--metric", default="best", choices=("best", "final"), help="accuracy column (default: best)")
+    p.add_argument("--references", action="append", default=[], metavar="DATASET",
+                   help="also print the published numbers of DATASET (e.g. fashion-mnist, imagewoof), labelled "
+                        "with their sources; may be repeated")
     p.set_defaults(fn=cmd_report)
 
     p = sub.add_parser("reproduce", help="execute a book notebook (table or figure) through papermill")

@@ -41,6 +41,9 @@ def test_cli_commands_and_clear_errors(tmp_path, capsys):
                  "--quiet"]) == 0
     assert main(["report", csv]) == 0
     assert "minimax" in capsys.readouterr().out
+    assert main(["report", csv, "--references", "fashion-mnist"]) == 0
+    out = capsys.readouterr().out
+    assert "minimax" in out and "Published numbers" in out and "KIP" in out
     assert main(["distill", "--preset", "digits-tiny", "-o", "finetune.n_real=0", "--out", out]) == 2
     assert "n_real" in capsys.readouterr().err
     assert main(["distill", "--preset", "digits-tiny", "-o", "eval.ipcs=9", "--out", out]) == 2
