@@ -121,7 +121,9 @@ def cmd_report(args) -> None:
     from ddgd.report import format_markdown, load_results, references_markdown, table
 
     df = load_results(args.csv)
-    print(format_markdown(table(df, metric=args.metric)))
+    # rows of an ablation or a sweep carry their variant's label: one table row per variant, not per method
+    variants = "variant" in df.columns and df["variant"].dropna().astype(str).str.len().gt(0).any()
+    print(format_markdown(table(df, metric=args.metric, rows="variant" if variants else "method")))
     if args.references:
         print("\nPublished numbers, for orientation (not computed by this code):\n")
         print(references_markdown(args.references))

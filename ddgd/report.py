@@ -95,8 +95,11 @@ def table(df: pd.DataFrame, metric: str = "best", rows: str = "method", columns:
     """The paper's table shape: `rows` down, `columns` across, cells "mean ± std" of `metric` (strings).
 
     Rows follow `row_order` when given (labels without results are left out), else METHOD_ORDER
-    for methods and alphabetical order otherwise. No results give an empty table.
+    for methods and alphabetical order otherwise. No results give an empty table. Rows of several
+    datasets are never averaged together: the dataset becomes the first column level.
     """
+    if "dataset" in df.columns and df["dataset"].nunique() > 1 and "dataset" not in (rows, *columns):
+        columns = ("dataset", *columns)
     s = summary(df, by=(rows, *columns), metric=metric)
     if s.empty:
         return pd.DataFrame(index=pd.Index([], name=rows))

@@ -56,6 +56,15 @@ def test_table_cells_order_and_markdown():
     assert len(md) == 2 + 3 and md[-1] == "| ddgd | 43.0 ± 2.0 | 52.0 ± 2.0 | 92.0 ± 2.0 |"
 
 
+def test_table_never_averages_over_datasets():
+    two = pd.concat([frame(), frame().assign(dataset="digits", best=lambda d: d["best"] + 10)], ignore_index=True)
+    t = table(two)
+    assert t.columns.names == ["dataset", "network", "ipc"]
+    assert t.loc["ddgd", ("digits", "convnet-3", 10)] == "62.0 ± 2.0"
+    assert t.loc["ddgd", ("fashion-mnist", "convnet-3", 10)] == "52.0 ± 2.0"
+    assert table(frame()).columns.names == ["network", "ipc"]  # one dataset: no dataset level
+
+
 def test_load_results_from_files_and_directories(tmp_path):
     prov = {"torch": "t", "diffusers": "d", "ddgd": "0", "commit": "c", "hardware": "h"}
     for seed in range(3):
