@@ -204,6 +204,7 @@ def pretrain(out_dir: str | Path, cfg: PretrainConfig = PretrainConfig(), data_r
                        "transformer": sum(p.numel() for p in model.parameters())},
         "provenance": provenance(),
     }
+    card["weights_sha256"] = weights_digests(tmp)  # lets a rebuild show that it made the same weights
     (tmp / "card.json").write_text(json.dumps(card, indent=2, sort_keys=True))
     (tmp / "README.md").write_text(model_card(card))
     torch.save({"images": images[:: max(1, cfg.eval_per_class // 10)], "labels": labels[:: max(1, cfg.eval_per_class // 10)]},
@@ -299,12 +300,15 @@ def compare_cards(shipped: dict, rebuilt: dict):
     return pd.DataFrame(rows)
 
 
-def same_weights(model_a: str | Path, model_b: str | Path) -> dict[str, bool]:
-    """Whether the saved weights of the VAE and of the DiT are byte for byte the same in two models."""
+def weights_digests(model_dir: str | Path) -> dict[str, str]:
+    """SHA-256 of the saved weights of the VAE and of the DiT of a model folder."""
     import hashlib
 
-    def digest(path: Path) -> str:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-
-    return {part: digest(Path(model_a) / part / WEIGHTS) == digest(Path(model_b) / part / WEIGHTS)
+    return {part: hashlib.sha256((Path(model_dir) / part / WEIGHTS).read_bytes()).hexdigest()
             for part in ("vae", "transformer")}
+
+
+def same_weights(model_a: str | Path, model_b: str | Path) -> dict[str, bool]:
+    """Whether the saved weights of the VAE and of the DiT are byte for byte the same in two models."""
+    a, b = weights_digests(model_a), weights_digests(model_b)
+    return {part: a[part] == b[part] for part in a}

@@ -30,6 +30,8 @@ per_class = 10  # samples shown per class
 output_dir = "runs/reproduce/embedded-model"  # where the sample grid is written (PNG and PDF)
 
 # %%
+import json
+
 import matplotlib.pyplot as plt
 import torch
 from IPython.display import Markdown
@@ -39,7 +41,7 @@ from ddgd.config import project_path, shown_path
 from ddgd.data import class_names
 from ddgd.diagram import save_figure
 from ddgd.gallery import first_per_class, plot_gallery
-from ddgd.pretrain import QUALITY_SAMPLER, RECONSTRUCTION_IMAGES, compare_cards, load_card
+from ddgd.pretrain import QUALITY_SAMPLER, RECONSTRUCTION_IMAGES, compare_cards, load_card, weights_digests
 
 card = load_card(project_path(model_dir))
 q, r = card["quality"], card["reconstruction"]
@@ -112,8 +114,9 @@ glue("em-diversity-table", Markdown("| class | diversity ratio |\n| --- | --- |\
 # %% [markdown]
 # ## Does the pretraining command reproduce the model?
 #
-# A second run of the same command, on the same kind of machine, wrote its own card; its figures
-# are compared with the shipped card's below. The **noise** column is the standard error of the
+# A second run of the same command, on the same kind of machine, wrote its own card
+# (`data/fashion-ldm/rebuild`); its figures are compared with the shipped card's below, and the
+# SHA-256 of the weights it saved with those of the shipped weights. The **noise** column is the standard error of the
 # shipped figure: binomial for an accuracy over its images, over classes for the mean diversity
 # ratio; a single run gives none for the reconstruction error.
 
@@ -122,11 +125,16 @@ if rebuilt_dir and (project_path(rebuilt_dir) / "card.json").is_file():
     rebuilt = load_card(project_path(rebuilt_dir))
     comparison = compare_cards(card, rebuilt)
     judged = comparison.dropna(subset=["within_noise"])
-    verdict = (f"The rebuilt model (commit {rebuilt['provenance']['commit'][:12]}, "
-               f"{rebuilt['wall_s']['total'] / 60:.0f} minutes on {rebuilt['provenance']['hardware']}) matches the "
-               f"shipped one within two standard errors on {int(judged['within_noise'].sum())} of the "
-               f"{len(judged)} figures that have one; the largest reconstruction difference is "
-               f"{comparison.loc[comparison['figure'].str.startswith('VAE'), 'difference'].abs().max():.3g}.")
+    digests_file = project_path(rebuilt_dir) / "weights_sha256.json"
+    digests = rebuilt.get("weights_sha256") or (json.loads(digests_file.read_text()) if digests_file.is_file() else None)
+    same = None if digests is None else digests == weights_digests(project_path(model_dir))
+    verdict = (f"The rebuild (commit {rebuilt['provenance']['commit'][:12]}, "
+               f"{rebuilt['wall_s']['total'] / 60:.0f} minutes on {rebuilt['provenance']['hardware']}) "
+               + ("reproduces every figure exactly" if (comparison["difference"] == 0).all() else
+                  f"lies within two standard errors of the shipped figures on {int(judged['within_noise'].sum())} "
+                  f"of the {len(judged)} that have one")
+               + {None: ".", True: ", and its saved weights are byte for byte those shipped (same SHA-256).",
+                  False: "; its saved weights differ from the shipped ones (another SHA-256)."}[same])
 else:
     comparison, verdict = None, "No second run is committed beside the model (`rebuilt_dir`)."
 glue("em-rebuild", Markdown(verdict), display=False)

@@ -7,7 +7,7 @@ import torch
 
 from ddgd.cli import main
 from ddgd.models import load_transformer, load_vae
-from ddgd.pretrain import compare_cards, card_figures, load_card, same_weights
+from ddgd.pretrain import card_figures, compare_cards, load_card, same_weights, weights_digests
 from fakes import make_fake_fashion_mnist
 
 TINY = ["--size", "tiny", "--vae-steps", "2", "--dit-steps", "2", "--eval-per-class", "2", "--seed", "0", "--quiet"]
@@ -34,6 +34,7 @@ def test_pretrain_short_run_writes_a_loadable_model_and_its_card(fashion, tmp_pa
     assert load_transformer(str(out / "transformer")).config.num_embeds_ada_norm == 10
     assert load_vae(str(out / "vae")).config.scaling_factor > 0
     assert not out.with_name("ldm.partial").exists()  # no stage folder is left behind
+    assert card["weights_sha256"] == weights_digests(out)  # the card names the weights it describes
     # the same command again gives the same weights (seeded, on one machine)
     again = tmp_path / "again"
     main(["pretrain", "--out", str(again), "--root", str(fashion), *TINY])
