@@ -31,7 +31,7 @@ import warnings
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm import tqdm  # text bars: tqdm.auto warns in notebooks without ipywidgets
+from tqdm import tqdm  # text bars: the same in a terminal, a notebook and the built book
 
 from ddgd.augment import augment_batch, cutmix, single_thread
 from ddgd.config import EvalConfig

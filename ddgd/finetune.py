@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm import tqdm  # text bars: tqdm.auto warns in notebooks without ipywidgets
+from tqdm import tqdm  # text bars: the same in a terminal, a notebook and the built book
 
 from ddgd.config import RunConfig, config_hash, save_config, to_dict
 from ddgd.diffusion import Schedule, q_sample

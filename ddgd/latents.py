@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm import tqdm  # text bars: tqdm.auto warns in notebooks without ipywidgets
+from tqdm import tqdm  # text bars: the same in a terminal, a notebook and the built book
 
 from diffusers import AutoencoderKL
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm  # text bars: tqdm.auto warns in notebooks without ipywidgets
+from tqdm import tqdm  # text bars: the same in a terminal, a notebook and the built book
 
 from ddgd.diffusion import Schedule, q_sample
 from ddgd.latents import build_cache, decode, to_model_range

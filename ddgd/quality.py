@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm import tqdm  # text bars: tqdm.auto warns in notebooks without ipywidgets
+from tqdm import tqdm  # text bars: the same in a terminal, a notebook and the built book
 
 
 class Judge(nn.Module):

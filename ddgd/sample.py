@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 from PIL import Image
-from tqdm import tqdm  # text bars: tqdm.auto warns in notebooks without ipywidgets
+from tqdm import tqdm  # text bars: the same in a terminal, a notebook and the built book
 
 from diffusers import AutoencoderKL, DiTTransformer2DModel
 
