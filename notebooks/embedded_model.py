@@ -120,7 +120,7 @@ glue("em-diversity-table", Markdown("| class | diversity ratio |\n| --- | --- |\
 # shipped figure: binomial for an accuracy over its images, over classes for the mean diversity
 # ratio; a single run gives none for the reconstruction error.
 
-# %%
+# %% tags=["remove-output"]
 if rebuilt_dir and (project_path(rebuilt_dir) / "card.json").is_file():
     rebuilt = load_card(project_path(rebuilt_dir))
     comparison = compare_cards(card, rebuilt)
@@ -139,7 +139,7 @@ else:
     comparison, verdict = None, "No second run is committed beside the model (`rebuilt_dir`)."
 glue("em-rebuild", Markdown(verdict), display=False)
 glue("em-rebuild-table", comparison.round(4) if comparison is not None else Markdown(""), display=False)
-comparison
+comparison  # shown in the executed notebook; the page shows the glued copy below
 
 # %% [markdown]
 # ```{glue:md} em-rebuild
@@ -157,7 +157,7 @@ comparison
 # `fashion-mnist` is the full CPU benchmark, `fashion-mnist-quick` what the book's tables and
 # figures run.
 
-# %%
+# %% tags=["remove-output"]
 import pandas as pd
 
 from ddgd.config import preset_differences
@@ -165,7 +165,7 @@ from ddgd.config import preset_differences
 compared = ("imagewoof", "fashion-mnist", "fashion-mnist-quick")
 differences = pd.DataFrame(preset_differences(*compared), index=list(compared)).T.astype(str)
 glue("em-presets", differences, display=False)
-differences
+differences  # shown in the executed notebook; the page shows the glued copy below
 
 # %% [markdown]
 # ```{glue:} em-presets
