@@ -264,6 +264,15 @@ def test_built_pages_name_no_path_of_the_build_machine():
             assert marker not in text, f"{doc} prints a path of the machine that built it ({marker})"
 
 
+def test_built_launch_buttons_open_the_ipynb_copies():
+    for doc, path in _built_pages():
+        if not doc.startswith("notebooks/"):
+            continue
+        links = re.findall(r'href="(https://(?:colab\.research\.google\.com|mybinder\.org)[^"]*)"', path.read_text("utf-8"))
+        assert len(links) >= 2, f"{doc} has no Binder and Colab buttons"
+        assert all(link.endswith(f"{doc}.ipynb") for link in links), f"{doc}: a launch button opens {links}"
+
+
 def test_built_glue_references_were_filled_from_executed_notebooks():
     pattern = re.compile(r"\{glue(?::\w+)?\}`([^`]+?)::([^`:]+)")
     for doc, path in _built_pages():
