@@ -4,7 +4,7 @@
 #   make book    build the executed book into _build/html (warnings are errors)
 #   make test    run the test suite
 #
-# Also: make setup (set-up only), make ipynb (the .ipynb copies of the notebooks that Binder and Colab open),
+# Also: make setup (set-up only), make ipynb (.ipynb copies of the notebooks, for Colab),
 # make clean (remove the built book).
 
 VENV ?= .venv
@@ -26,9 +26,8 @@ book: setup
 test: setup
 	$(BIN)/pytest
 
-# Colab opens .ipynb files only: the committed copies (ddgd/launch.py: the .py plus a Colab setup
-# cell) are what the Binder and Colab buttons open; the book itself reads the .py files and
-# _config.yml excludes the copies. Run after editing a notebook (a test checks they match).
+# Colab opens .ipynb files only: these copies in _build/ipynb/ (ddgd/launch.py: the .py plus a Colab
+# set-up cell) are for uploading to Colab; the book and Binder read the .py files.
 ipynb: setup
 	$(BIN)/python -m ddgd.launch
 

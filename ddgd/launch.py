@@ -1,11 +1,10 @@
-"""The `.ipynb` copies of the notebooks that the book's Binder and Colab buttons open.
+"""`.ipynb` copies of the notebooks, for Colab (`make ipynb`, into `_build/ipynb/`; not committed).
 
-The notebooks are written as jupytext `.py` files (readable diffs, one source of truth), but Colab
-opens only `.ipynb`. The book's theme points its launch buttons at `notebooks/<name>.ipynb` when
-that file exists beside the `.py`, so the copies are committed; `make ipynb` rewrites them and a
-test checks they match their `.py`. Each copy starts with one setup cell, hidden in the book, that
-on Colab clones the repository, installs the package over Colab's own torch and fetches
-Fashion-MNIST through torchvision; elsewhere (Binder, a local clone) it does nothing.
+The notebooks live as jupytext `.py` files and are committed only in that form; Binder opens them
+as notebooks through jupytext. Colab opens only `.ipynb`, so `make ipynb` writes a copy of each
+notebook into `_build/ipynb/` (outside the book's sources), with one set-up cell in front that, on Colab, clones the repository,
+installs the package over Colab's own torch and fetches Fashion-MNIST through torchvision; elsewhere
+it does nothing. Upload a copy to Colab (File > Upload notebook) to run it there.
 """
 from __future__ import annotations
 
@@ -48,18 +47,22 @@ def ipynb_copy(py_path: str | Path):
     return nb
 
 
+COPIES = REPO_ROOT / "_build" / "ipynb"
+
+
 def copy_path(py_path: str | Path) -> Path:
-    return Path(py_path).with_suffix(".ipynb")
+    return COPIES / Path(py_path).with_suffix(".ipynb").name
 
 
 def write_ipynb_copies(names: list[str] | None = None) -> list[Path]:
-    """Write `notebooks/<name>.ipynb` beside every artefact's `.py` (or the named ones)."""
+    """Write `_build/ipynb/<name>.ipynb` for every artefact's `.py` (or the named ones)."""
     import jupytext
 
     written = []
     for name in names or list(ARTEFACTS):
         py = REPO_ROOT / ARTEFACTS[name]
         out = copy_path(py)
+        out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.name}.tmp")
         tmp.write_text(jupytext.writes(ipynb_copy(py), fmt="ipynb"))
         tmp.replace(out)
