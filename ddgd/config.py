@@ -328,13 +328,13 @@ def from_dict(d: dict) -> RunConfig:
 # Fields that say where the data lives on one machine, not what it is: hashed at their defaults, so a
 # result file made with ImageNet under /data matches the same run made with it under ~/imagenet.
 LOCATION_FIELDS = {"data": ("root", "download")}
+_LOCATION_DEFAULTS = {s: {k: getattr(getattr(RunConfig(), s), k) for k in keys} for s, keys in LOCATION_FIELDS.items()}
 
 
 def config_hash(cfg: RunConfig | dict, *sections: str) -> str:
     """Short stable hash of the config (or of the named sections only), blind to `LOCATION_FIELDS`."""
     d = to_dict(cfg) if isinstance(cfg, RunConfig) else cfg
-    defaults = to_dict(RunConfig())
-    d = {s: ({**v, **{k: defaults[s][k] for k in LOCATION_FIELDS.get(s, ()) if k in v}} if isinstance(v, dict) else v)
+    d = {s: ({**v, **{k: x for k, x in _LOCATION_DEFAULTS[s].items() if k in v}} if s in _LOCATION_DEFAULTS else v)
          for s, v in d.items()}
     if sections:
         d = {s: d[s] for s in sections}
