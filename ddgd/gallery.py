@@ -4,7 +4,7 @@ The paper's Figure 3 shows, for a few classes at IPC 50, original images and the
 of DiT, Minimax and DDGD, with the claim that DDGD's are more diverse. A gallery here is a folder
 of result files written by `compute_gallery`:
 
-    <images_dir>/manifest.json     what was asked (`GallerySpec`), config and its hash, provenance
+    <images_dir>/manifest.json     what was asked (`GallerySpec`), config, `gallery_hash`, provenance
     <images_dir>/diversity.csv     per method and class: diversity ratio and judge accuracy
     <images_dir>/<method>/<class>/NNNN.png   the images shown (ImageFolder), `real` for the originals
 
@@ -134,6 +134,13 @@ def write_gallery(out_dir: str | Path, sets: dict, spec: GallerySpec, class_name
     return out
 
 
+def gallery_hash(cfg: RunConfig, seed: int) -> str:
+    """What a gallery depends on: model, data, fine-tuning and sampling at its seed; never the evaluation settings."""
+    from ddgd.experiment import with_seed  # deferred: heavy imports
+
+    return config_hash(with_seed(cfg, seed), "model", "data", "finetune", "sample")
+
+
 def compute_gallery(cfg: RunConfig, spec: GallerySpec, root: str | Path, out_dir: str | Path,
                     progress: bool = True) -> Path:
     """Fine-tune and sample every method (`ddgd.experiment`), measure diversity, write the gallery."""
@@ -149,11 +156,12 @@ def compute_gallery(cfg: RunConfig, spec: GallerySpec, root: str | Path, out_dir
     for method in spec.methods:
         run_cfg = with_seed(cfg, spec.seed, method)
         pool_x, pool_y = sample_pool(run_cfg, distill(run_cfg, Path(root), data, progress), data, progress)
-        sets[method], hashes[method] = ipc_subset(pool_x, pool_y, spec.ipc), config_hash(run_cfg)
+        sets[method] = ipc_subset(pool_x, pool_y, spec.ipc)
+        hashes[method] = config_hash(run_cfg, "model", "data", "finetune", "sample")  # the pool's sample_hash
     rows = [r for name, (x, y) in sets.items()
             for r in judge_rows(judge, name, resize(x, spec.judge_size), y, real_x, real_y, data.names, spec.seed)]
     test_acc = conditional_accuracy(judge, resize(data.test_x, spec.judge_size), data.test_y)
-    meta = {"config": to_dict(cfg), "config_hash": config_hash(cfg), "run_config_hashes": hashes,
+    meta = {"config": to_dict(cfg), "config_hash": gallery_hash(cfg, spec.seed), "run_config_hashes": hashes,
             "judge": {"test_accuracy": round(test_acc, 2), "train_images": len(real_y)}}
     return write_gallery(out_dir, sets, spec, data.names, rows, meta)
 
@@ -163,7 +171,7 @@ def load_gallery(out_dir: str | Path, cfg: RunConfig, spec: GallerySpec) -> tupl
     out = Path(out_dir)
     manifest = json.loads((out / MANIFEST).read_text())
     stored = {"config_hash": manifest.get("config_hash"), **manifest.get("spec", {})}
-    wanted = {"config_hash": config_hash(cfg), **spec.as_dict()}
+    wanted = {"config_hash": gallery_hash(cfg, spec.seed), **spec.as_dict()}
     differ = [f"{k}: stored {stored.get(k)!r}, asked {v!r}" for k, v in wanted.items() if stored.get(k) != v]
     if differ:
         raise ValueError(f"{out} holds a gallery made for other settings ({'; '.join(differ)}): point images_dir "

@@ -11,7 +11,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from ddgd import gallery  # noqa: E402
-from ddgd.config import config_hash, resolve  # noqa: E402
+from ddgd.config import resolve  # noqa: E402
 from ddgd.quality import train_judge  # noqa: E402
 
 NAMES = [str(i) for i in range(10)]
@@ -63,7 +63,7 @@ def test_spec_check_names_the_problem(cfg):
 def _write(tmp_path, cfg, spec):
     rows = [dict(method=m, class_index=c, class_name=str(c), images=4, diversity=d, judge_accuracy=50.0)
             for m, d in (("real", 1.0), ("dit", 0.5), ("minimax", 0.6), ("ddgd", 0.7)) for c in range(3)]
-    meta = {"config_hash": config_hash(cfg), "judge": {"test_accuracy": 90.0, "train_images": 12}}
+    meta = {"config_hash": gallery.gallery_hash(cfg, spec.seed), "judge": {"test_accuracy": 90.0, "train_images": 12}}
     return gallery.write_gallery(tmp_path / "g", _sets(), spec, NAMES, rows, meta)
 
 
@@ -90,6 +90,16 @@ def test_load_refuses_a_gallery_of_other_settings(tmp_path, cfg):
     with pytest.raises(ValueError, match="config_hash"):
         gallery.load_gallery(out, resolve(cfg, {"finetune.lambda_r": 0.1}),
                              gallery.GallerySpec(classes=(2, 0), per_class=2, ipc=4))
+
+
+def test_a_gallery_does_not_depend_on_the_evaluation_settings(tmp_path, cfg):
+    """A gallery fine-tunes and samples but evaluates nothing: other seeds to evaluate or epochs keep it valid."""
+    spec = gallery.GallerySpec(classes=(2, 0), per_class=2, ipc=4)
+    out = _write(tmp_path, cfg, spec)
+    other = resolve(cfg, {"eval.seeds": [0, 1, 2], "eval.epochs": 7})
+    assert gallery.gallery_hash(other, spec.seed) == gallery.gallery_hash(cfg, spec.seed)
+    gallery.load_gallery(out, other, spec)
+    assert gallery.gallery_hash(cfg, 1) != gallery.gallery_hash(cfg, 0)  # the seed is what it samples with
 
 
 def test_gallery_reads_a_stored_one_and_never_recomputes_it(tmp_path, cfg, monkeypatch):
