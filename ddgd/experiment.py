@@ -206,3 +206,16 @@ def run_experiment(cfg: RunConfig, methods: tuple[str, ...], root: str | Path, c
                 x, y = real_baseline(method, data.train_x, data.train_y, ipc, seed)
             evaluate_set(cells_cfg[ipc, net], x, y, data, method, ipc, net, seed, csv, progress, variant)
     return csv
+
+
+def results_of(cfg: RunConfig, methods: tuple[str, ...] | list[str], csv: str | Path, root: str | Path,
+               compute: bool = False, progress: bool = False):
+    """The rows of `csv` that the runs of `cfg` x `methods` wrote; with `compute`, the missing runs are run first.
+
+    What a table page does: read the committed result file, and compute only what it lacks.
+    """
+    from ddgd.report import load_results, select_runs
+
+    if compute:
+        run_experiment(cfg, tuple(methods), root, csv, progress=progress)
+    return select_runs(load_results(csv, missing_ok=True), cfg, methods)

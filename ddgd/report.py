@@ -22,7 +22,7 @@ from ddgd.references import KIP, MINIMAX, MINIMAX_QUOTED, NOTES, REFERENCES  # n
 # The order in which methods appear in a table; unknown methods follow, alphabetically.
 METHOD_ORDER = ("random", "dc", "dsa", "kip", "dit", "finetune", "minimax", "ddgd", "full")
 # Networks in the order of Minimax's tables.
-NETWORK_ORDER = ("convnet-3", "convnet-6", "resnetap-10", "resnet-18")
+NETWORK_ORDER = ("convnet-3", "convnet-6", "resnetap-10-w32", "resnetap-10", "resnet-18")
 
 
 def load_results(paths: str | Path | Iterable[str | Path], missing_ok: bool = False) -> pd.DataFrame:

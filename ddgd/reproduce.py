@@ -54,8 +54,10 @@ ARTEFACTS: dict[str, str] = {
     "minimax-losses": "notebooks/minimax_losses.py",
     "adaptive-update": "notebooks/adaptive_update.py",
     "full-run": "notebooks/full_run.py",
-    # the CPU stand-in for DiT-XL/2 + SD VAE (its model card and a rebuild of it)
+    # the CPU stand-in for DiT-XL/2 + SD VAE (its model card and a rebuild of it), and the full
+    # CPU benchmark run with it
     "embedded-model": "notebooks/embedded_model.py",
+    "benchmark": "notebooks/benchmark.py",
 }
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

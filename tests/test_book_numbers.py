@@ -436,3 +436,20 @@ def test_committed_cpu_results_are_complete(artefact):
         kept = report.select_runs(found, cfg, [method])
         assert len(kept) == expected_rows(cfg, [method]), \
             f"{csv.name} holds {len(kept)} runs of {method} on {cfg.data.dataset}, not {expected_rows(cfg, [method])}"
+
+
+def test_committed_full_preset_rows_are_runs_of_the_preset():
+    """The full CPU preset's file (the benchmark page) holds only runs of its current settings, each once.
+
+    The preset runs in pieces (resumable); rows of older settings would be left out of the page
+    silently, so they must not linger in the committed file.
+    """
+    p = cpu_params("benchmark")
+    csv = project_path(p["results_csv"])
+    found = report.load_results(csv)
+    assert len(found), f"{csv.name} holds no rows"
+    assert found.duplicated(["method", "dataset", "ipc", "network", "seed", "config_hash"]).sum() == 0
+    cfg = resolve(p["preset"], p["overrides"])
+    kept = report.select_runs(found, cfg, p["methods"])
+    assert len(kept) == len(found), f"{csv.name} holds {len(found) - len(kept)} rows of other settings"
+    assert len(kept) <= expected_rows(cfg, p["methods"])

@@ -8,6 +8,8 @@ from ddgd.networks import NETWORKS, build, count_parameters
 
 @pytest.mark.parametrize("name, size, expected", [
     ("resnetap-10", 224, 4_910_922),
+    # Half width, by hand: stem 3*32*49 + 64; blocks 18,560 + 57,728 + 230,144 + 919,040; fc 2,570.
+    ("resnetap-10-w32", 224, 1_232_810),
     ("resnet-18", 224, 11_181_642),
     ("convnet-6", 224, 754_570),
     ("convnet-3", 32, 320_010),

@@ -1,0 +1,143 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # The embedded benchmark in full
+#
+# The book's tables run the quick CPU scale (IPC 10, ConvNet-3). This page reads the **full CPU
+# preset**, `fashion-mnist`: every method fine-tunes the shipped Fashion-MNIST model for 1,000 steps
+# with the paper's memory settings ($\lambda_r$ = 0.002, $\lambda_g$ = 0.008, $N_R = N_G = 64$),
+# samples 50 images per class, and is evaluated at IPC 1, 10 and 50 with ConvNet-3 and a half-width
+# ResNetAP-10 under the hard-label protocol, three seeds per cell; `random` (real images) and
+# `full` (all 60,000 training images) are the real-image baselines. What is scaled down against the
+# paper, and why, is listed on the [deviations page](../book/deviations.md) and printed from the
+# presets on the {doc}`embedded model <embedded_model>` page.
+#
+# `ddgd run --preset fashion-mnist` wrote the result file this page reads, one row per run
+# (resumable, seeds side by side; see [Reproducing](../book/reproduce.md)).
+
+# %% tags=["parameters"]
+preset = "fashion-mnist"  # a name of ddgd.config.PRESETS
+overrides = {}  # config overrides, e.g. {"eval.seeds": [0, 1, 2, 3]}
+methods = ["random", "dit", "finetune", "minimax", "ddgd", "full"]
+results_csv = "data/results/fashion-mnist.csv"  # relative to the repository; None: <output_dir>/benchmark.csv
+compute = False  # run the runs this CSV lacks (hours for the full preset on a CPU)
+references = ["fashion-mnist"]  # datasets whose published numbers are shown beside ours
+threads = None  # torch CPU threads; None: torch's default
+output_dir = "runs/reproduce/benchmark"  # fine-tuning runs, sample pools and the figure
+
+# %%
+from pathlib import Path
+
+import torch
+from IPython.display import Markdown
+from myst_nb import glue
+
+from ddgd import report
+from ddgd.benchmark import evaluation_cost, plot_by_ipc
+from ddgd.config import project_path, resolve, shown_path
+from ddgd.experiment import results_of
+
+if threads:
+    torch.set_num_threads(threads)
+config = resolve(preset, overrides)
+csv = project_path(results_csv) if results_csv else Path(output_dir) / "benchmark.csv"
+runs = results_of(config, methods, csv, Path(output_dir) / "runs", compute)
+print(f"{len(runs)} result rows of this configuration in {shown_path(csv)}")
+
+# %% [markdown]
+# ## Accuracy by IPC and network
+#
+# Best top-1 accuracy (%) on the 10,000 real test images, mean ± sample standard deviation over
+# seeds ("(n=...)" marks cells with fewer than three runs).
+
+# %% tags=["remove-output"]
+glue("bm-table", report.table(runs), display=False)
+glue("bm-final-table", report.table(runs, metric="final"), display=False)
+glue("bm-preset", preset, display=False)
+glue("bm-runs", len(runs), display=False)
+glue("bm-seeds", runs["seed"].nunique() if len(runs) else 0, display=False)
+glue("bm-csv", str(results_csv or "<output_dir>/benchmark.csv"), display=False)
+glue("bm-provenance", report.provenance_line(runs), display=False)
+figure = plot_by_ipc(runs)
+Path(output_dir).mkdir(parents=True, exist_ok=True)
+for suffix in ("png", "pdf"):
+    figure.savefig(Path(output_dir) / f"benchmark.{suffix}", dpi=150, bbox_inches="tight")
+glue("bm-figure", figure, display=False)
+
+# %% [markdown]
+# ```{glue:} bm-table
+# ```
+#
+# Preset {glue:text}`bm-preset`: {glue:text}`bm-runs` runs from the result file
+# {glue:text}`bm-csv`, with {glue:text}`bm-seeds` seed(s) in all; their provenance:
+# {glue:text}`bm-provenance`.
+#
+# The final accuracy (after the last epoch, rather than the best of the test evaluations during
+# training):
+#
+# ```{glue:} bm-final-table
+# ```
+#
+# ```{glue:figure} bm-figure
+# :name: fig-benchmark
+#
+# Best top-1 accuracy against IPC on each evaluation network: the line is the mean over seeds, the
+# band the minimum to maximum over seeds; the dashed line is the network trained on all images.
+# ```
+
+# %% [markdown]
+# ## What the numbers say
+#
+# For every cell (IPC and network), DDGD's mean is compared with each baseline's; a difference
+# counts only when it exceeds the larger of the two standard deviations over seeds (a rough rule,
+# not a significance test; see {doc}`Table 1 <table1>`).
+
+# %%
+others = [m for m in ("minimax", "finetune", "dit", "random") if m in methods]
+comparison = report.compare(runs, "ddgd", others)
+glue("bm-verdict", Markdown(report.describe_comparison(comparison)), display=False)
+comparison.round(2)
+
+# %% [markdown]
+# ```{glue:md} bm-verdict
+# :format: myst
+# ```
+
+# %% [markdown]
+# ## What it cost
+#
+# Minutes of evaluation (training each network on the distilled set and testing it twice), summed
+# over methods and seeds, as the rows recorded them. Fine-tuning (its wall time is in each run's
+# `done.json`) and sampling come on top.
+
+# %%
+glue("bm-cost", evaluation_cost(runs), display=False)
+
+# %% [markdown]
+# ```{glue:} bm-cost
+# ```
+
+# %% [markdown]
+# ## Published numbers, for orientation
+#
+# Other distillation methods on Fashion-MNIST as the KIP paper reports them (Nguyen et al., ICLR
+# 2021), measured at 28 px under their own protocols: a yardstick for the order of magnitude, not
+# numbers of this code and not a cell-by-cell comparison.
+
+# %%
+glue("bm-references", Markdown(report.references_markdown(references)), display=False)
+
+# %% [markdown]
+# ```{glue:md} bm-references
+# :format: myst
+# ```
