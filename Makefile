@@ -26,8 +26,9 @@ book: setup
 test: setup
 	$(BIN)/pytest
 
-# Colab opens .ipynb files only: these copies in _build/ipynb/ (ddgd/launch.py: the .py plus a Colab
-# set-up cell) are for uploading to Colab; the book and Binder read the .py files.
+# Colab opens .ipynb files only: notebooks/colab/ holds committed copies (ddgd/launch.py: the .py plus
+# a Colab set-up cell) that the book's Colab buttons open. Run this after editing a notebook's .py;
+# the book and Binder read the .py files, and a test fails while a copy is stale.
 ipynb: setup
 	$(BIN)/python -m ddgd.launch
 

@@ -1,11 +1,14 @@
-"""`.ipynb` copies of the notebooks, for Colab (`make ipynb`, into `_build/ipynb/`; not committed).
+"""`.ipynb` copies of the notebooks, for Colab (`make ipynb` writes them into `notebooks/colab/`).
 
-The notebooks live as jupytext `.py` files and are committed only in that form; Binder opens them
-as notebooks through jupytext. Colab opens only `.ipynb`, so `make ipynb` writes a copy of each
-notebook into `_build/ipynb/` (outside the book's sources), with one set-up cell in front that, on Colab, clones the repository,
-installs the package over Colab's own torch and fetches Fashion-MNIST through torchvision; elsewhere
-it does nothing. Upload a copy to Colab (File > Upload notebook) to run it there.
+The notebooks are written as jupytext `.py` files, and those are the sources: Binder opens them
+as notebooks through jupytext, and the book executes them. Colab opens only `.ipynb` files from a
+repository, so `make ipynb` writes a copy of each notebook into `notebooks/colab/`, with one set-up
+cell in front that, on Colab, clones the repository, installs the package over Colab's own torch
+and fetches Fashion-MNIST through torchvision; elsewhere it does nothing. The copies are committed
+so that the book's Colab buttons (`book/_ext/colab_button.py`) can open them; they are never
+edited by hand, and a test fails when one no longer matches its `.py` (`stale_copies`).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -47,27 +50,38 @@ def ipynb_copy(py_path: str | Path):
     return nb
 
 
-COPIES = REPO_ROOT / "_build" / "ipynb"
+COPIES = REPO_ROOT / "notebooks" / "colab"
 
 
 def copy_path(py_path: str | Path) -> Path:
     return COPIES / Path(py_path).with_suffix(".ipynb").name
 
 
-def write_ipynb_copies(names: list[str] | None = None) -> list[Path]:
-    """Write `_build/ipynb/<name>.ipynb` for every artefact's `.py` (or the named ones)."""
+def copy_text(py_path: str | Path) -> str:
+    """The exact text of the `.ipynb` copy of a `.py` notebook."""
     import jupytext
 
+    return jupytext.writes(ipynb_copy(py_path), fmt="ipynb")
+
+
+def write_ipynb_copies(names: list[str] | None = None) -> list[Path]:
+    """Write `notebooks/colab/<name>.ipynb` for every artefact's `.py` (or the named ones)."""
     written = []
     for name in names or list(ARTEFACTS):
         py = REPO_ROOT / ARTEFACTS[name]
         out = copy_path(py)
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.name}.tmp")
-        tmp.write_text(jupytext.writes(ipynb_copy(py), fmt="ipynb"))
+        tmp.write_text(copy_text(py))
         tmp.replace(out)
         written.append(out)
     return written
+
+
+def stale_copies() -> list[str]:
+    """Artefacts whose `.ipynb` copy is missing or differs from what its `.py` gives now (`make ipynb` mends them)."""
+    return [name for name, py in ARTEFACTS.items()
+            if not copy_path(py).is_file() or copy_path(py).read_text() != copy_text(REPO_ROOT / py)]
 
 
 if __name__ == "__main__":  # `make ipynb`
