@@ -169,8 +169,8 @@ def _apply(cfg: RunConfig, sections: dict[str, dict]) -> RunConfig:
 
 
 # The quick CPU scale: what the book's tables and figures run (IPC 10, ConvNet-3, minutes per run).
-# One seed by default (every method in about 10 minutes on 2 cores); the book's pages ask for two or
-# three seeds (`eval.seeds`), which does not change a row's hash.
+# One seed by default (every method in minutes; README runs it as two processes); the book's pages
+# ask for two or three seeds (`eval.seeds`), which does not change a row's hash.
 _QUICK = dict(
     finetune={"max_steps": 200, "ema_decay": 0.98, "checkpoint_every": 100},
     sample={"pool": 10, "batch_size": 100},
