@@ -55,8 +55,12 @@ def plot_by_ipc(runs: pd.DataFrame, metric: str = "best") -> Figure:
         ax.set_xlabel("images per class (IPC)")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(f"{metric} top-1 accuracy (%)")
-    if axes[0][-1].get_legend_handles_labels()[0]:
-        axes[0][-1].legend(fontsize=8, loc="lower right")
+    legend = {}  # every method of every panel, once (a method may have runs on one network only)
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    if legend:
+        axes[0][-1].legend(legend.values(), legend.keys(), fontsize=8, loc="lower right")
     fig.tight_layout()
     return fig
 

@@ -40,6 +40,13 @@ def test_plot_has_one_panel_per_network_and_full_as_a_level_line(runs):
     assert list(level.get_ydata()) == [90.0, 90.0]
 
 
+def test_legend_names_methods_that_ran_on_one_network_only(runs):
+    extra = pd.DataFrame([dict(method="minimax", network="convnet-3", ipc=1, seed=0, best=51.0, wall_s=60.0)])
+    fig = plot_by_ipc(pd.concat([runs, extra], ignore_index=True))
+    labels = [t.get_text() for t in fig.axes[-1].get_legend().get_texts()]
+    assert labels == ["minimax", "ddgd", "full (all images)"]  # METHOD_ORDER
+
+
 def test_empty_results_give_empty_summaries():
     empty = pd.DataFrame(columns=["method", "network", "ipc", "seed", "best", "wall_s"])
     assert by_ipc(empty).empty and evaluation_cost(empty).empty
