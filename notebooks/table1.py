@@ -42,7 +42,6 @@ output_dir = "runs/reproduce/table1"  # fine-tuning runs and sample pools
 # %%
 from pathlib import Path
 
-import torch
 from IPython.display import Markdown
 from myst_nb import glue
 
@@ -50,11 +49,9 @@ from ddgd import report
 from ddgd.config import project_path, resolve, shown_path
 from ddgd.experiment import results_of
 
-if threads:
-    torch.set_num_threads(threads)
 config = resolve(preset, overrides)
 csv = project_path(results_csv) if results_csv else Path(output_dir) / "table1.csv"
-runs = results_of(config, methods, csv, Path(output_dir) / "runs", compute)
+runs = results_of(config, methods, csv, Path(output_dir) / "runs", compute, threads)
 print(f"{len(runs)} result rows of this configuration in {shown_path(csv)}")
 
 # %% [markdown]
