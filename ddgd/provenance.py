@@ -29,13 +29,24 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
-def git_commit() -> str:
-    """The repository's commit, with "-dirty" if tracked or new files differ from it; "unknown" outside git."""
+def _read_commit() -> str:
     commit = _git("rev-parse", "HEAD")
     if not commit:
         return "unknown"
     status = _git("status", "--porcelain", "--untracked-files=no")
     return commit + ("-dirty" if status else "")
+
+
+# Read once, when the package is imported: the commit of the code this process runs. A long run
+# (the full CPU preset takes hours) that outlives a commit keeps recording the code it started with,
+# not whatever the repository holds when each of its rows is written.
+_COMMIT = _read_commit()
+
+
+def git_commit() -> str:
+    """The repository's commit when this process imported ddgd, with "-dirty" if tracked files differed
+    from it then; "unknown" outside git."""
+    return _COMMIT
 
 
 def hardware() -> str:

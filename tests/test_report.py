@@ -84,6 +84,16 @@ def test_provenance_fields():
     assert p["hardware"]
 
 
+def test_commit_is_the_one_the_process_started_with(monkeypatch):
+    """A run that outlives a commit records the code it runs, not the repository's later state."""
+    from ddgd import provenance as prov
+
+    started = prov.git_commit()
+    monkeypatch.setattr(prov, "_git", lambda *args: "0" * 40)  # the repository moves on
+    assert prov.git_commit() == started and provenance()["commit"] == started
+    assert prov._read_commit() == "0" * 40 + "-dirty"  # what a process started now would record
+
+
 def test_references_hold_the_published_numbers():
     def top1(**kw):
         sel = REFERENCES
