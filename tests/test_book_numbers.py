@@ -411,7 +411,7 @@ def expected_rows(cfg, methods) -> int:
     return per_seed * len(cfg.eval.seeds)
 
 
-@pytest.mark.parametrize("artefact", ["table1", "table2", "table3", "figure4"])
+@pytest.mark.parametrize("artefact", ["table1", "table2", "table3", "figure4", "benchmark"])
 def test_committed_cpu_results_are_complete(artefact):
     """The book reads these files; a missing run would leave a cell empty (or make the build compute it)."""
     p = cpu_params(artefact)
