@@ -29,7 +29,7 @@ from ddgd.results import append_result, completed_runs, locked, result_row, run_
 from ddgd.finetune import default_device, finetune, load_finetuned
 from ddgd.latents import LatentCache, cached_latents
 from ddgd.models import load_vae
-from ddgd.report import provenance
+from ddgd.report import git_commit, provenance
 from ddgd.sample import generate, ipc_subset, write_image_folder
 
 GENERATIVE = ("dit", "finetune", "minimax", "ddgd")
@@ -179,6 +179,7 @@ def _ipcs(cfg: RunConfig, method: str, data: RealData) -> list[int]:
 def run_experiment(cfg: RunConfig, methods: tuple[str, ...], root: str | Path, csv: str | Path,
                    progress: bool = True, variant: str = "") -> Path:
     """Every method x seed x IPC x network of `cfg`, skipping rows the CSV already holds."""
+    git_commit()  # pins the commit every row of this run records: the code it starts with
     root, csv = Path(root), Path(csv)
     data = load_data(cfg)
     done = completed_runs(csv)

@@ -6,6 +6,7 @@ into the one line a table of the book prints under itself.
 """
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import subprocess
@@ -37,16 +38,15 @@ def _read_commit() -> str:
     return commit + ("-dirty" if status else "")
 
 
-# Read once, when the package is imported: the commit of the code this process runs. A long run
-# (the full CPU preset takes hours) that outlives a commit keeps recording the code it started with,
-# not whatever the repository holds when each of its rows is written.
-_COMMIT = _read_commit()
-
-
+@functools.cache
 def git_commit() -> str:
-    """The repository's commit when this process imported ddgd, with "-dirty" if tracked files differed
-    from it then; "unknown" outside git."""
-    return _COMMIT
+    """The repository's commit, with "-dirty" if tracked files differ from it; "unknown" outside git.
+
+    Read once per process, the first time it is asked (no git call at import; `run_experiment`
+    asks as it starts): a long run that outlives a commit (the full CPU preset takes hours) keeps
+    recording the code it started with, not what the repository holds when each later row is written.
+    """
+    return _read_commit()
 
 
 def hardware() -> str:
