@@ -26,9 +26,9 @@ book: setup
 test: setup
 	$(BIN)/pytest
 
-# Colab opens .ipynb files only: notebooks/colab/ holds committed copies (ddgd/launch.py: the .py plus
-# a Colab set-up cell) that the book's Colab buttons open. Run this after editing a notebook's .py;
-# the book and Binder read the .py files, and a test fails while a copy is stale.
+# Colab opens .ipynb files only: every book build writes copies into _build/html/_colab/ (the Colab
+# buttons open them on the published branch gh-pages); this writes the same copies into
+# _build/ipynb/, for uploading one to Colab by hand.
 ipynb: setup
 	$(BIN)/python -m ddgd.launch
 

@@ -1,12 +1,13 @@
-"""`.ipynb` copies of the notebooks, for Colab (`make ipynb` writes them into `notebooks/colab/`).
+"""`.ipynb` copies of the notebooks, for Colab, written into the build (never committed).
 
-The notebooks are written as jupytext `.py` files, and those are the sources: Binder opens them
-as notebooks through jupytext, and the book executes them. Colab opens only `.ipynb` files from a
-repository, so `make ipynb` writes a copy of each notebook into `notebooks/colab/`, with one set-up
-cell in front that, on Colab, clones the repository, installs the package over Colab's own torch
-and fetches Fashion-MNIST through torchvision; elsewhere it does nothing. The copies are committed
-so that the book's Colab buttons (`book/_ext/colab_button.py`) can open them; they are never
-edited by hand, and a test fails when one no longer matches its `.py` (`stale_copies`).
+The notebooks are jupytext `.py` files, and only those are committed: the book executes them and
+Binder opens them through jupytext. Colab opens only `.ipynb` files from GitHub, so every book build
+writes a copy of each notebook into the built site, `_build/html/_colab/<name>.ipynb`
+(`book/_ext/colab_button.py`), with one set-up cell in front that, on Colab, clones the repository,
+installs the package over Colab's own torch and fetches Fashion-MNIST through torchvision;
+elsewhere it does nothing. The book's Colab buttons open those copies on the branch the built site
+is published to (`gh-pages`); `make ipynb` writes the same copies into `_build/ipynb/`, for
+uploading one to Colab by hand.
 """
 
 from __future__ import annotations
@@ -50,11 +51,7 @@ def ipynb_copy(py_path: str | Path):
     return nb
 
 
-COPIES = REPO_ROOT / "notebooks" / "colab"
-
-
-def copy_path(py_path: str | Path) -> Path:
-    return COPIES / Path(py_path).with_suffix(".ipynb").name
+COPIES = REPO_ROOT / "_build" / "ipynb"  # `make ipynb`; the book build writes its own into the site
 
 
 def copy_text(py_path: str | Path) -> str:
@@ -64,24 +61,18 @@ def copy_text(py_path: str | Path) -> str:
     return jupytext.writes(ipynb_copy(py_path), fmt="ipynb")
 
 
-def write_ipynb_copies(names: list[str] | None = None) -> list[Path]:
-    """Write `notebooks/colab/<name>.ipynb` for every artefact's `.py` (or the named ones)."""
+def write_ipynb_copies(folder: str | Path = COPIES, names: list[str] | None = None) -> list[Path]:
+    """Write `<folder>/<name>.ipynb` for every artefact's `.py` (or the named ones); returns the paths."""
     written = []
     for name in names or list(ARTEFACTS):
         py = REPO_ROOT / ARTEFACTS[name]
-        out = copy_path(py)
+        out = Path(folder) / Path(py).with_suffix(".ipynb").name
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.name}.tmp")
         tmp.write_text(copy_text(py))
         tmp.replace(out)
         written.append(out)
     return written
-
-
-def stale_copies() -> list[str]:
-    """Artefacts whose `.ipynb` copy is missing or differs from what its `.py` gives now (`make ipynb` mends them)."""
-    return [name for name, py in ARTEFACTS.items()
-            if not copy_path(py).is_file() or copy_path(py).read_text() != copy_text(REPO_ROOT / py)]
 
 
 if __name__ == "__main__":  # `make ipynb`

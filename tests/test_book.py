@@ -266,7 +266,8 @@ def test_built_pages_name_no_path_of_the_build_machine():
 
 def test_built_launch_buttons_open_the_notebooks_on_binder_and_colab():
     repo = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]
-    colab_base = f"https://colab.research.google.com/github/{repo['url'].split('github.com/')[-1]}/blob/{repo['branch']}/"
+    # Colab opens the copies the build writes into the site, on the branch the site is published to
+    colab_base = f"https://colab.research.google.com/github/{repo['url'].split('github.com/')[-1]}/blob/gh-pages/"
     for doc, path in _built_pages():
         if not doc.startswith("notebooks/"):
             continue
@@ -275,9 +276,9 @@ def test_built_launch_buttons_open_the_notebooks_on_binder_and_colab():
         assert links, f"{doc} has no Binder button"
         assert all(link.endswith(f"{doc}.py") for link in links), f"{doc}: a launch button opens {links}"
         colab = re.findall(r'href="(https://colab\.research\.google\.com[^"]*)"', text)
-        copy = f"notebooks/colab/{Path(doc).name}.ipynb"
+        copy = f"_colab/{Path(doc).name}.ipynb"
         assert colab == [colab_base + copy], f"{doc}: Colab buttons {colab}, expected one opening {copy}"
-        assert (ROOT / copy).is_file(), f"{doc}: its Colab button opens {copy}, which is not in the repository"
+        assert (HTML / copy).is_file(), f"{doc}: its Colab button opens {copy}, which the build did not write"
 
 
 def test_built_glue_references_were_filled_from_executed_notebooks():
@@ -329,39 +330,18 @@ def test_environment_yml_pins_match_pyproject():
 
 # ---- the .ipynb copies that the launch buttons open ---------------------------------------------
 
-def test_ipynb_copies_hold_the_cells_of_their_py(tmp_path, monkeypatch):
+def test_ipynb_copies_hold_the_cells_of_their_py(tmp_path):
     import jupytext
 
     from ddgd import launch
 
-    monkeypatch.setattr(launch, "COPIES", tmp_path / "ipynb")
-    out = launch.write_ipynb_copies(["table1"])
+    out = launch.write_ipynb_copies(tmp_path / "ipynb", ["table1"])
     assert out == [tmp_path / "ipynb" / "table1.ipynb"]
     cells = json.loads(out[0].read_text())["cells"]
     py = jupytext.read(ROOT / reproduce.ARTEFACTS["table1"]).cells
     assert [c["cell_type"] for c in cells[1:]] == [c.cell_type for c in py]
     assert ["".join(c["source"]) for c in cells[1:]] == [c.source for c in py]
-    assert not list((ROOT / "notebooks").glob("*.ipynb")), "the notebooks' sources are the .py files"
-
-
-def test_committed_colab_copies_match_their_py():
-    """The Colab buttons open notebooks/colab/<name>.ipynb: after editing a .py, run `make ipynb`."""
-    from ddgd import launch
-
-    assert launch.stale_copies() == [], "stale or missing Colab copies: run `make ipynb` and commit notebooks/colab/"
-    extra = {p.name for p in launch.COPIES.glob("*.ipynb")} - {launch.copy_path(p).name for p in reproduce.ARTEFACTS.values()}
-    assert not extra, f"notebooks/colab/ holds copies of no notebook: {sorted(extra)}"
-
-
-def test_stale_copies_names_an_edited_notebook(tmp_path, monkeypatch):
-    from ddgd import launch
-
-    monkeypatch.setattr(launch, "COPIES", tmp_path)
-    launch.write_ipynb_copies()
-    assert launch.stale_copies() == []
-    (tmp_path / "table2.ipynb").write_text((tmp_path / "table2.ipynb").read_text().replace("Table 2", "Table II"))
-    (tmp_path / "figure1.ipynb").unlink()
-    assert sorted(launch.stale_copies()) == ["figure1", "table2"]
+    assert not list((ROOT / "notebooks").rglob("*.ipynb")), "notebooks are committed as .py only"
 
 
 def test_colab_setup_cell_is_hidden_and_names_the_repository():
