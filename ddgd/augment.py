@@ -1,18 +1,21 @@
-"""Batched training augmentation of the hard-label protocol (SPEC section 5; IDC's recipe).
+"""Batched training augmentation of the hard-label protocol (IDC's recipe; book page "Parity").
 
-IDC and Minimax train the evaluation networks with torchvision's per-image transforms:
-RandomResizedCrop (scale 0.5-1), RandomHorizontalFlip, ColorJitter(0.4, 0.4, 0.4), PCA lighting
-(0.1, ImageNet eigenvectors), and CutMix (beta 1) on every batch. Applied one image at a time in
-Python, they cost more than the small ConvNet they feed on a CPU. Here each transform acts on a
-whole batch [B, C, H, W] (float in [0, 1]) with per-image random parameters drawn as tensors:
+IDC and Minimax train the evaluation networks with per-image transforms: RandomResizedCrop (scale
+0.5-1), RandomHorizontalFlip, IDC's own ColorJitter (brightness, contrast and saturation, each a
+blend `img.lerp(target, a)` with a ~ U(-0.4, 0.4), in an order shuffled per image, unclamped), PCA
+lighting (0.1, ImageNet eigenvectors, unclamped), and CutMix (beta 1) on every batch. Applied one
+image at a time in Python, they cost more than the small ConvNet they feed on a CPU. Here each
+transform acts on a whole batch [B, C, H, W] (float in [0, 1]) with per-image random parameters
+drawn as tensors:
 
 * crop and flip are one affine map per image, applied by a single `grid_sample` call;
-* colour jitter and lighting are per-image factors broadcast over the batch.
+* colour jitter and lighting are per-image factors broadcast over the batch; the jitter's
+  per-image order is applied in three rounds, each picking every image's op of that round.
 
-Differences from torchvision, all small and documented: a crop whose sampled aspect ratio does
-not fit is clipped to the image instead of being re-drawn up to 10 times; the three jitter
-operations run in one random order per batch (torchvision draws an order per image); lighting is
-clipped to [0, 1] like the other colour operations (IDC's `Lighting` does not clip).
+One difference from the reference remains, small and documented: a crop whose sampled aspect ratio
+does not fit is clipped to the image instead of being re-drawn up to 10 times. The ``legacy``
+style (`style="legacy"`, the committed CPU results) draws one op order per batch and clips every
+colour operation to [0, 1].
 
 All randomness comes from the `torch.Generator` passed in (on the CPU, whatever the images'
 device), so a seed fixes the augmentation exactly.
@@ -85,11 +88,22 @@ def _grey(x: torch.Tensor) -> torch.Tensor:
     return (x * w).sum(1, keepdim=True)
 
 
-def colour_jitter(x: torch.Tensor, strength: float, generator: torch.Generator | None = None) -> torch.Tensor:
+def _jitter_op(x: torch.Tensor, op: int, f: torch.Tensor) -> torch.Tensor:
+    """One blend f * x + (1 - f) * target: 0 brightness (black), 1 contrast (mean grey), 2 saturation (grey)."""
+    if op == 0:
+        return x * f
+    if op == 1:
+        return f * x + (1 - f) * _grey(x).mean(dim=(1, 2, 3), keepdim=True)
+    return f * x + (1 - f) * _grey(x) if x.shape[1] == 3 else x  # no saturation for one channel
+
+
+def colour_jitter(x: torch.Tensor, strength: float, generator: torch.Generator | None = None,
+                  style: str = "reference") -> torch.Tensor:
     """Brightness, contrast and saturation jitter with factors ~ U(1 - s, 1 + s) per image.
 
-    Same blends as torchvision's `adjust_*` functions (each clipped to [0, 1]); saturation is
-    skipped for one-channel images. The order of the three operations is random per batch.
+    The blends of IDC's `ColorJitter` (torchvision's `adjust_*` formulas); saturation is skipped
+    for one-channel images. Reference style: the three operations run in an order drawn per image,
+    unclamped; legacy style: one order per batch, each operation clipped to [0, 1].
     """
     _check(x)
     if strength <= 0:
@@ -97,23 +111,22 @@ def colour_jitter(x: torch.Tensor, strength: float, generator: torch.Generator |
     b = x.shape[0]
     lo, hi = max(0.0, 1 - strength), 1 + strength
     factors = _uniform(3 * b, lo, hi, generator).view(3, b, 1, 1, 1).to(device=x.device, dtype=x.dtype)
-    order = torch.randperm(3, generator=generator).tolist()
-    for op in order:
-        f = factors[op]  # [B, 1, 1, 1]
-        if op == 0:  # brightness: blend with black
-            x = (x * f).clamp(0, 1)
-        elif op == 1:  # contrast: blend with the mean grey level of each image
-            mean = _grey(x).mean(dim=(1, 2, 3), keepdim=True)
-            x = (f * x + (1 - f) * mean).clamp(0, 1)
-        elif x.shape[1] == 3:  # saturation: blend with the grey image
-            x = (f * x + (1 - f) * _grey(x)).clamp(0, 1)
+    if style == "legacy":
+        for op in torch.randperm(3, generator=generator).tolist():
+            x = _jitter_op(x, op, factors[op]).clamp(0, 1)
+        return x
+    order = torch.argsort(torch.rand(b, 3, generator=generator), dim=1).to(x.device)  # [B, 3] a permutation per image
+    for r in range(3):  # round r: every image applies its r-th operation
+        x = torch.stack([_jitter_op(x, op, factors[op]) for op in range(3)])[order[:, r], torch.arange(b)]
     return x
 
 
-def lighting(x: torch.Tensor, strength: float, generator: torch.Generator | None = None) -> torch.Tensor:
+def lighting(x: torch.Tensor, strength: float, generator: torch.Generator | None = None,
+             style: str = "reference") -> torch.Tensor:
     """AlexNet's PCA lighting noise: add eigvec @ (alpha * eigval), alpha ~ N(0, strength^2), per image.
 
-    Only defined for RGB images: one-channel images are returned unchanged.
+    Only defined for RGB images: one-channel images are returned unchanged. Unclamped as in IDC's
+    `Lighting`; the legacy style clips to [0, 1].
     """
     _check(x)
     if strength <= 0 or x.shape[1] != 3:
@@ -121,7 +134,7 @@ def lighting(x: torch.Tensor, strength: float, generator: torch.Generator | None
     alpha = torch.randn(x.shape[0], 3, generator=generator) * strength  # [B, 3]
     shift = (alpha * IMAGENET_EIGVAL) @ IMAGENET_EIGVEC.T  # [B, 3]: rgb_i = sum_j V_ij alpha_j l_j
     shift = shift.to(device=x.device, dtype=x.dtype).view(-1, 3, 1, 1)
-    return (x + shift).clamp(0, 1)
+    return (x + shift).clamp(0, 1) if style == "legacy" else x + shift
 
 
 def cutmix(x: torch.Tensor, y: torch.Tensor, beta: float, generator: torch.Generator | None = None
@@ -173,9 +186,10 @@ def single_thread(device: torch.device) -> Iterator[None]:
 
 
 def augment_batch(x: torch.Tensor, image_size: int, crop_scale: float = 0.5, jitter: float = 0.4,
-                  light: float = 0.1, generator: torch.Generator | None = None) -> torch.Tensor:
+                  light: float = 0.1, generator: torch.Generator | None = None,
+                  style: str = "reference") -> torch.Tensor:
     """IDC's training transform on a whole batch: crop + flip, colour jitter, lighting. [B, C, s, s]."""
     with single_thread(x.device):
         x = random_resized_crop(x, image_size, scale=(crop_scale, 1.0), generator=generator)
-        x = colour_jitter(x, jitter, generator)
-        return lighting(x, light, generator)
+        x = colour_jitter(x, jitter, generator, style)
+        return lighting(x, light, generator, style)

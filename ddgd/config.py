@@ -41,6 +41,8 @@ METHODS = ("dit", "finetune", "minimax", "ddgd")
 # The one word that separates Minimax from DDGD: the memory update rule (SPEC section 3).
 METHOD_RULES = {"minimax": "fifo", "ddgd": "adaptive"}
 ACCUMULATE = ("once", "cumulative")
+PROTOCOLS = ("reference", "legacy")
+DIT_NUMERICS = ("original", "diffusers")
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,16 @@ class ModelConfig:
     num_timesteps: int = 1000
     beta_start: float = 1e-4
     beta_end: float = 0.02
+    # "original": correct diffusers' DiT to the numerics DiT-XL/2 was trained with (timestep
+    # frequencies over half, LayerNorm eps 1e-6 before the MLP); "diffusers": keep diffusers' own,
+    # for models trained in diffusers (the embedded Fashion-MNIST model). Book page: deviations.
+    dit_numerics: str = "original"
+    # GPU execution switches (ddgd.accel): bf16 autocast of the DiT and the VAE, TF32, compiling the
+    # DiT, deterministic kernels. The paper presets turn on TF32; bf16 stays one override away.
+    precision: str = "fp32"
+    tf32: bool = False
+    compile: bool = False
+    deterministic: bool = False
 
 
 @dataclass(frozen=True)
@@ -62,6 +74,7 @@ class DataConfig:
     resolution: int = 256  # resolution the diffusion model sees (ADM centre crop for ImageNet)
     download: bool = False  # Fashion-MNIST only: allow torchvision's download
     train_per_class: int | None = None  # in-memory sets: keep the first N training images per class (walk-throughs)
+    workers: int = 8  # DataLoader worker processes that decode ImageNet JPEGs (0: in the main process)
 
 
 @dataclass(frozen=True)
@@ -119,15 +132,22 @@ class EvalConfig:
     epochs: int | None = None  # None: by IPC (SPEC 5); an int overrides
     epoch_scale: float = 1.0  # CPU presets train for a fraction of the protocol's epochs
     min_epochs: int = 1
-    evaluations: int = 10  # test-set evaluations spread over training (best accuracy is over these)
+    evaluations: int = 100  # test-set evaluations, every E/100 epochs as in Minimax (best is over these)
     cutmix_beta: float = 1.0
     colour_jitter: float = 0.4
     lighting: float = 0.1
     crop_scale: float = 0.5
     seeds: tuple[int, ...] = (0, 1, 2)
     compile: bool = False  # torch.compile the network (pays off on long CPU runs)
+    precision: str = "fp32"  # "bf16": autocast the evaluation networks (ddgd.accel)
+    channels_last: bool = False  # NHWC layout for the networks and their batches (GPU convolutions)
     test_limit: int | None = None  # evaluate on the first N test images only (smoke runs)
     full_epochs: int | None = None  # epochs of the `full` baseline; None: the protocol's 300 x epoch_scale
+    # "reference": the networks, augmentation and normalisation of IDC's and Minimax's code (book page
+    # "Parity with the reference code"); "legacy": this package's 0.1 protocol, which the committed CPU
+    # results were computed with (kept so that they stay reproducible).
+    protocol: str = "reference"
+    test_resize: int | None = None  # test images: shorter side resized to this, then centre crop; None: image_size (Minimax), 256: IDC
 
 
 @dataclass(frozen=True)
@@ -152,12 +172,12 @@ def _fashion(name: str, **sections: dict) -> RunConfig:
     base = RunConfig(
         name=name,
         model=ModelConfig(dit="data/fashion-ldm/transformer", vae_encode="data/fashion-ldm/vae",
-                          vae_decode="data/fashion-ldm/vae"),
+                          vae_decode="data/fashion-ldm/vae", dit_numerics="diffusers"),
         data=DataConfig(dataset="fashion-mnist", resolution=32),
         finetune=FinetuneConfig(batch_size=8, epochs=1, max_steps=1000, ema_decay=0.995, checkpoint_every=250),
         sample=SampleConfig(pool=50, steps=50, batch_size=250),
         eval=EvalConfig(networks=("convnet-3", "resnetap-10-w32"), ipcs=(1, 10, 50), image_size=32,
-                        epoch_scale=0.04, evaluations=2, compile=True, full_epochs=1),
+                        epoch_scale=0.04, evaluations=2, compile=True, full_epochs=1, protocol="legacy"),
     )
     return _apply(base, sections)
 
@@ -177,22 +197,25 @@ _QUICK = dict(
     eval={"networks": ("convnet-3",), "ipcs": (10,), "seeds": (0,), "epoch_scale": 0.05, "evaluations": 4},
 )
 
+# Paper scale on a GPU: TF32 matmuls are safe for training and sampling on an A100/H100.
+_PAPER_MODEL = ModelConfig(tf32=True)
+
 PRESETS: dict[str, RunConfig] = {
-    "imagewoof": RunConfig(name="imagewoof"),
-    "imagenette": RunConfig(name="imagenette", data=DataConfig(dataset="imagenette")),
-    "imageidc": RunConfig(name="imageidc", data=DataConfig(dataset="imageidc")),
+    "imagewoof": RunConfig(name="imagewoof", model=_PAPER_MODEL),
+    "imagenette": RunConfig(name="imagenette", model=_PAPER_MODEL, data=DataConfig(dataset="imagenette")),
+    "imageidc": RunConfig(name="imageidc", model=_PAPER_MODEL, data=DataConfig(dataset="imageidc")),
     "fashion-mnist": _fashion("fashion-mnist"),
     "fashion-mnist-quick": _fashion("fashion-mnist-quick", **_QUICK),
     # A seconds-long end-to-end configuration on sklearn's 8x8 digits, for tests and smoke runs.
     "digits-tiny": RunConfig(
         name="digits-tiny",
-        model=ModelConfig(dit="tiny", vae_encode="tiny", vae_decode="tiny"),
+        model=ModelConfig(dit="tiny", vae_encode="tiny", vae_decode="tiny", dit_numerics="diffusers"),
         data=DataConfig(dataset="digits", resolution=16),
         finetune=FinetuneConfig(batch_size=8, epochs=1, max_steps=6, n_real=4, n_gen=4, ema_decay=0.9,
                                 checkpoint_every=3),
         sample=SampleConfig(pool=4, steps=5, batch_size=16),
         eval=EvalConfig(networks=("convnet-3",), ipcs=(2,), image_size=16, epochs=2, evaluations=2,
-                        seeds=(0,), batch_size=16, full_epochs=1),
+                        seeds=(0,), batch_size=16, full_epochs=1, protocol="legacy"),
     ),
 }
 
@@ -209,6 +232,19 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise ConfigError(f"unknown method {ft.method!r}: choose one of {', '.join(METHODS)}")
     if ft.memory_rule is not None and ft.memory_rule not in UPDATE_RULES:
         raise ConfigError(f"unknown memory rule {ft.memory_rule!r}: choose one of {', '.join(UPDATE_RULES)}")
+    if cfg.model.dit_numerics not in DIT_NUMERICS:
+        raise ConfigError(f"model.dit_numerics={cfg.model.dit_numerics!r}: choose 'original' (DiT-XL/2 from the hub) "
+                          "or 'diffusers' (a model trained with diffusers' own DiT)")
+    for sec, value in (("model", cfg.model.precision), ("eval", ev.precision)):
+        if value not in ("fp32", "bf16"):
+            raise ConfigError(f"{sec}.precision={value!r}: choose 'fp32' or 'bf16'")
+    if ev.protocol not in PROTOCOLS:
+        raise ConfigError(f"eval.protocol={ev.protocol!r}: choose 'reference' (IDC and Minimax) or 'legacy'")
+    if ev.test_resize is not None and ev.test_resize < ev.image_size:
+        raise ConfigError(f"eval.test_resize={ev.test_resize} is smaller than eval.image_size={ev.image_size}: "
+                          "the centre crop needs a shorter side of at least the image size (None: the image size)")
+    if cfg.data.workers < 0:
+        raise ConfigError(f"data.workers={cfg.data.workers} must be 0 (decode in the main process) or more")
     if ft.accumulate not in ACCUMULATE:
         raise ConfigError(f"finetune.accumulate={ft.accumulate!r}: choose 'once' (paper) or 'cumulative' (released code)")
     for name in ("n_real", "n_gen", "batch_size", "max_steps", "epochs"):
@@ -332,13 +368,25 @@ def from_dict(d: dict) -> RunConfig:
 # result file made with ImageNet under /data matches the same run made with it under ~/imagenet.
 LOCATION_FIELDS = {"data": ("root", "download")}
 _LOCATION_DEFAULTS = {s: {k: getattr(getattr(RunConfig(), s), k) for k in keys} for s, keys in LOCATION_FIELDS.items()}
+# Fields that change how fast a run goes, never what it computes: left out of the hash.
+RUNTIME_FIELDS = {"data": ("workers",), "model": ("compile", "deterministic"), "eval": ("channels_last",)}
+# Fields added after result files were committed, with the value that does what the code did before
+# the field existed: at that value a field is left out of the hash, so those rows keep their hashes.
+ADDED_FIELDS = {"model": {"dit_numerics": "diffusers", "precision": "fp32", "tf32": False},
+                "eval": {"protocol": "legacy", "test_resize": None, "precision": "fp32"}}
+
+
+def _hashed(section: str, values: dict) -> dict:
+    out = {k: v for k, v in values.items() if k not in RUNTIME_FIELDS.get(section, ())
+           and not (k in ADDED_FIELDS.get(section, {}) and v == ADDED_FIELDS[section][k])}
+    out.update({k: x for k, x in _LOCATION_DEFAULTS.get(section, {}).items() if k in values})
+    return out
 
 
 def config_hash(cfg: RunConfig | dict, *sections: str) -> str:
-    """Short stable hash of the config (or of the named sections only), blind to `LOCATION_FIELDS`."""
+    """Short stable hash of the config (or of the named sections only), blind to where data lives and to speed."""
     d = to_dict(cfg) if isinstance(cfg, RunConfig) else cfg
-    d = {s: ({**v, **{k: x for k, x in _LOCATION_DEFAULTS[s].items() if k in v}} if s in _LOCATION_DEFAULTS else v)
-         for s, v in d.items()}
+    d = {s: (_hashed(s, v) if isinstance(v, dict) else v) for s, v in d.items()}
     if sections:
         d = {s: d[s] for s in sections}
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]

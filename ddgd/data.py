@@ -112,7 +112,7 @@ def check_imagenet_root(root, dataset: str, splits: tuple[str, ...] = ("train", 
             f"the {dataset} folders suffice; val/ must be sorted into wnid folders (e.g. with the usual "
             "valprep.sh script)")
     if root is None:
-        raise DataError(f"no ImageNet root given (data.root / --imagenet-root): {need}")
+        raise DataError(f"no ImageNet root given (pass --root DIR or -o data.root=DIR): {need}")
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DataError(f"ImageNet root {root} does not exist: {need}")
@@ -189,13 +189,19 @@ def diffusion_transform(size: int, flip: bool = True) -> transforms.Compose:
     return transforms.Compose(steps + [transforms.ToTensor(), transforms.Normalize([0.5] * 3, [0.5] * 3)])
 
 
-def eval_transform(size: int) -> transforms.Compose:
-    """Test image -> uint8 [C, size, size]: resize the short side to size // 7 * 8, centre crop.
+def eval_transform(size: int, resize: int | None = None) -> transforms.Compose:
+    """Test image -> uint8 [C, size, size]: resize the shorter side to `resize` (default `size`), centre crop.
 
-    The test transform of IDC and Minimax (256 -> 224 at paper scale); divide by 255 for [0, 1].
+    IDC's and Minimax's test transform is Resize(224) -> CenterCrop(224) (their `data.py`);
+    `resize=256` gives the common 256 -> 224 variant (`eval.test_resize`). Divide by 255 for [0, 1].
     """
-    return transforms.Compose([transforms.Resize(max(size, size // 7 * 8)), transforms.CenterCrop(size),
+    return transforms.Compose([transforms.Resize(max(size, resize or size)), transforms.CenterCrop(size),
                                transforms.PILToTensor()])
+
+
+def legacy_test_resize(size: int) -> int:
+    """The shorter side this package's 0.1 protocol resized test images to (256 for 224)."""
+    return max(size, size // 7 * 8)
 
 
 # ----------------------------------------------------------------------------- Fashion-MNIST

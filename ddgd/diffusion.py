@@ -20,13 +20,20 @@ def linear_betas(num_timesteps: int = 1000, beta_start: float = 1e-4, beta_end: 
 
 
 def space_timesteps(num_timesteps: int, steps: int) -> list[int]:
-    """Evenly strided subset of {0..T-1} of size `steps`, as improved DDPM's ``space_timesteps(T, "50")``."""
+    """Evenly strided subset of {0..T-1} of size `steps`, as improved DDPM's ``space_timesteps(T, [steps])``.
+
+    The stride is accumulated in floating point and each position rounded (half to even), exactly
+    as DiT's `respace.py` does: rounding i * stride instead picks another step at some counts
+    (21, 23, 31, ...), so the accumulation is part of the definition.
+    """
     if not 0 < steps <= num_timesteps:
         raise ValueError(f"cannot take {steps} respaced steps out of {num_timesteps}")
-    if steps == 1:
-        return [0]
-    frac = (num_timesteps - 1) / (steps - 1)
-    return sorted({round(i * frac) for i in range(steps)})
+    stride = 1 if steps == 1 else (num_timesteps - 1) / (steps - 1)
+    taken, position = [], 0.0
+    for _ in range(steps):
+        taken.append(round(position))
+        position += stride
+    return sorted(set(taken))
 
 
 @dataclass(frozen=True)

@@ -1,24 +1,23 @@
-"""The hard-label evaluation protocol (SPEC section 5; IDC, Kim et al. 2022, and Minimax, Gu et al. 2024).
+"""The hard-label evaluation protocol (IDC, Kim et al. 2022, and Minimax, Gu et al. 2024; book page "Parity").
 
 A network is trained from scratch on the distilled images only and tested on real images:
 SGD (lr 0.01, momentum 0.9, weight decay 5e-4, batch 64), learning rate x0.2 at 2/3 and 5/6 of
 training, epochs by IPC (`epochs_for_ipc`), random resized crop + flip + colour jitter + PCA
-lighting, and CutMix on every batch. Top-1 test accuracy is measured `cfg.evaluations` times,
-evenly spaced, the last at the end: "best" is the maximum seen (what Minimax reports), "final" the
-last one.
+lighting, and CutMix on every batch. Top-1 test accuracy is measured every E/100 epochs, as Minimax
+does: "best" is the maximum seen (what Minimax reports), "final" the last one.
 
-The loop is written for speed on a CPU (issue 3): the images stay one tensor, each batch is
-augmented in one go (`ddgd.augment`), and the network can be compiled (`cfg.compile`; eager with
-a warning if compilation fails). Everything random derives from `seed`: the network's
-initialisation, the order of the batches and every augmentation, so a CPU run is repeatable (a
-GPU run up to the nondeterminism of its convolution kernels).
+The loop is written for speed on a CPU: the images stay one tensor, each batch is augmented in
+one go (`ddgd.augment`), and the network can be compiled (`cfg.compile`; eager with a warning if
+compilation fails). Everything random derives from `seed`: the network's initialisation, the order
+of the batches and every augmentation, so a CPU run is repeatable (a GPU run up to the
+nondeterminism of its convolution kernels).
 
-Choices of this implementation: the training crop samples square training images at their own
-resolution when it is at most twice `cfg.image_size` (as torchvision's RandomResizedCrop does);
-larger or non-square ones are resized first, and test images are resized to `cfg.image_size`.
-Images are normalised with the per-channel mean and std of the training images (`normalise=
-"train"`), or with 0.5 and 0.5 (`"half"`), rather than ImageNet's statistics, so that one-channel
-data works alike.
+`cfg.protocol` selects the reference protocol (default): training images resized to
+`cfg.image_size` before the crop (Minimax's Resize(224)), RGB images normalised with ImageNet's
+statistics, IDC's networks and augmentation; or this package's 0.1 protocol (``legacy``, the
+committed CPU results): square training images up to twice the size cropped at their own
+resolution, the training images' own statistics, the legacy networks and augmentation. One-channel
+images are normalised with the training images' statistics in both.
 
 Results are appended to a CSV one row per run by `ddgd.results`.
 """
@@ -33,6 +32,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm  # text bars: the same in a terminal, a notebook and the built book
 
+from ddgd.accel import autocast
 from ddgd.augment import augment_batch, cutmix, single_thread
 from ddgd.config import EvalConfig
 from ddgd.networks import NETWORKS, build
@@ -57,9 +57,16 @@ def num_epochs(cfg: EvalConfig, ipc: int) -> int:
     return max(int(cfg.min_epochs), round(epochs_for_ipc(ipc) * cfg.epoch_scale))
 
 
-def evaluation_epochs(epochs: int, evaluations: int) -> list[int]:
-    """Epochs (1-based) after which the test set is evaluated: evenly spaced, the last one at the end."""
+def evaluation_epochs(epochs: int, evaluations: int, style: str = "reference") -> list[int]:
+    """Epochs (1-based) after which the test set is evaluated, the last one always included.
+
+    Reference style (Minimax's `train.py`): every `epochs // evaluations` epochs, i.e. 100 tests at
+    the protocol's epoch counts; legacy style: `evaluations` tests spaced as evenly as the count allows.
+    """
     n = max(1, min(evaluations, epochs))
+    if style == "reference":
+        every = max(1, epochs // n)
+        return sorted({e for e in range(every, epochs + 1, every)} | {epochs})
     return sorted({math.ceil(epochs * k / n) for k in range(1, n + 1)})
 
 
@@ -93,13 +100,30 @@ def _as_float(x: torch.Tensor) -> torch.Tensor:
     return x.float() / 255 if x.dtype == torch.uint8 else x
 
 
-def channel_stats(x: torch.Tensor, mode: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and std [C] of images in [0, 1] ("train"), or 0.5 and 0.5 ("half")."""
-    c = x.shape[1]
+# ImageNet's per-channel mean and std of RGB values in [0, 1]: the normalisation of IDC and Minimax.
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def normalisation(cfg: EvalConfig, channels: int) -> str:
+    """The protocol's normalisation: ImageNet's statistics for RGB images (reference style), else the training set's."""
+    return "imagenet" if cfg.protocol == "reference" and channels == 3 else "train"
+
+
+def channel_stats(x: torch.Tensor | None, mode: str = "train", channels: int | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std [C]: of the images x in [0, 1] ("train"), ImageNet's, or 0.5 and 0.5 ("half").
+
+    The fixed statistics need only the channel count (`channels`, else x's).
+    """
+    c = channels or x.shape[1]
     if mode == "half":
         return torch.full((c,), 0.5), torch.full((c,), 0.5)
+    if mode == "imagenet":
+        if c != 3:
+            raise ValueError(f"ImageNet statistics need RGB images, got {c} channels: use normalise='train'")
+        return torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
     if mode != "train":
-        raise ValueError(f"normalise={mode!r}: choose 'train' (statistics of the training images) or 'half'")
+        raise ValueError(f"normalise={mode!r}: choose 'train' (statistics of the training images), 'imagenet' or 'half'")
     f = _as_float(x).transpose(0, 1).reshape(c, -1).double()  # [C, N*H*W]
     return f.mean(1).float(), f.std(1).clamp(min=1e-3).float()
 
@@ -138,15 +162,18 @@ def train_step(net, optimiser: torch.optim.Optimizer, images: torch.Tensor, labe
     """
     with single_thread(images.device):  # small batch ops: threads only wait on each other (augment.py)
         x = augment_batch(_as_float(images), cfg.image_size, cfg.crop_scale, cfg.colour_jitter, cfg.lighting,
-                          generator)  # [B, C, S, S]
+                          generator, cfg.protocol)  # [B, C, S, S]
         x = (x - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
         if cfg.cutmix_beta > 0:
             x, ya, yb, lam = cutmix(x, labels, cfg.cutmix_beta, generator)
-    if cfg.cutmix_beta > 0:
-        out = net(x)
-        loss = lam * F.cross_entropy(out, ya) + (1 - lam) * F.cross_entropy(out, yb)
-    else:
-        loss = F.cross_entropy(net(x), labels)
+    if cfg.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with autocast(cfg.precision, x.device):  # cross-entropy runs in float32 under autocast
+        if cfg.cutmix_beta > 0:
+            out = net(x)
+            loss = lam * F.cross_entropy(out, ya) + (1 - lam) * F.cross_entropy(out, yb)
+        else:
+            loss = F.cross_entropy(net(x), labels)
     optimiser.zero_grad(set_to_none=True)
     loss.backward()
     optimiser.step()
@@ -155,12 +182,14 @@ def train_step(net, optimiser: torch.optim.Optimizer, images: torch.Tensor, labe
 
 @torch.no_grad()
 def accuracy(net, images: torch.Tensor, labels: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
-             device: torch.device, batch_size: int = EVAL_BATCH) -> float:
+             device: torch.device, batch_size: int = EVAL_BATCH, precision: str = "fp32") -> float:
     """Top-1 accuracy (%) on images already at the network's size."""
-    correct = 0
+    correct = torch.zeros((), dtype=torch.long, device=device)  # summed on the device: one sync at the end
     for xb, yb in zip(images.split(batch_size), labels.split(batch_size)):
         x = (_as_float(xb.to(device)) - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
-        correct += int((net(x).argmax(1) == yb.to(device)).sum())
+        with autocast(precision, device):
+            correct += (net(x).argmax(1) == yb.to(device)).sum()
+    correct = int(correct)
     return 100.0 * correct / max(1, len(labels))
 
 
@@ -175,7 +204,7 @@ def _labels(y: torch.Tensor, n: int, name: str) -> torch.Tensor:
 
 def train_and_test(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
                    network: str, cfg: EvalConfig, seed: int, ipc: int, progress: bool = True,
-                   num_classes: int | None = None, normalise: str = "train",
+                   num_classes: int | None = None, normalise: str | None = None,
                    device: str | torch.device | None = None, threads: int | None = None) -> dict:
     """Train `network` from scratch on (train_x, train_y) and test it; returns best/final top-1 (%).
 
@@ -199,20 +228,40 @@ def train_and_test(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.T
         torch.set_num_threads(before)
 
 
+# Images whose channel statistics stand for a streamed training set (legacy normalisation only).
+STATS_SAMPLE = 512
+
+
+def _epoch_batches(train_x, train_y, order: torch.Tensor, cfg: EvalConfig, device: torch.device, native: bool):
+    """The (images, labels) batches of one epoch in `order`: slices of a tensor, or batches read from disk."""
+    if isinstance(train_x, torch.Tensor):
+        for idx in order.to(device).split(cfg.batch_size):
+            yield train_x[idx], train_y[idx]
+        return
+    for x, y in train_x.batches(order, cfg.batch_size):
+        yield prepare_images(x, cfg.image_size, keep_native=native).to(device, non_blocking=True), y.to(device)
+
+
 def _train_and_test(train_x, train_y, test_x, test_y, network, cfg, seed, ipc, progress, num_classes, normalise,
                     device) -> dict:
     start = time.perf_counter()
     if network not in NETWORKS:
         raise ValueError(f"unknown network {network!r}: choose one of {', '.join(NETWORKS)}")
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    train_x = prepare_images(train_x, cfg.image_size, keep_native=True)
+    # Minimax resizes every training image to the evaluation size before the random crop; the legacy
+    # style crops square images of up to twice that size at their own resolution.
+    native = cfg.protocol == "legacy"
+    streamed = not isinstance(train_x, torch.Tensor)  # a set read from disk per batch (ddgd.loaders.StreamedSet)
+    if not streamed:
+        train_x = prepare_images(train_x, cfg.image_size, keep_native=native)
+    channels = train_x.channels if streamed else int(train_x.shape[1])
     test_x = prepare_images(test_x, cfg.image_size)
     train_y = _labels(train_y, len(train_x), "train_y")
     test_y = _labels(test_y, len(test_x), "test_y")
     if len(train_x) == 0 or len(test_x) == 0:
         raise ValueError("train_and_test needs at least one training and one test image")
-    if train_x.shape[1] != test_x.shape[1]:
-        raise ValueError(f"training images have {train_x.shape[1]} channels, test images {test_x.shape[1]}")
+    if channels != test_x.shape[1]:
+        raise ValueError(f"training images have {channels} channels, test images {test_x.shape[1]}")
     if cfg.test_limit is not None:
         test_x, test_y = test_x[: cfg.test_limit], test_y[: cfg.test_limit]
     k = num_classes or int(max(train_y.max(), test_y.max())) + 1
@@ -220,18 +269,23 @@ def _train_and_test(train_x, train_y, test_x, test_y, network, cfg, seed, ipc, p
         raise ValueError(f"labels go up to {int(max(train_y.max(), test_y.max()))} but num_classes={k}: "
                          f"raise num_classes or leave it None")
     epochs = num_epochs(cfg, ipc)
-    checkpoints = set(evaluation_epochs(epochs, cfg.evaluations))
+    checkpoints = set(evaluation_epochs(epochs, cfg.evaluations, cfg.protocol))
 
-    mean, std = (t.to(device) for t in channel_stats(train_x, normalise))
+    normalise = normalise or normalisation(cfg, channels)
+    stats_of = train_x if not streamed else train_x.sample(STATS_SAMPLE, seed) if normalise == "train" else None
+    mean, std = (t.to(device) for t in channel_stats(stats_of, normalise, channels))
     with torch.random.fork_rng(devices=[]):  # seed the initialisation without touching the caller's RNG
         torch.manual_seed(seed)
-        model = build(network, k, int(train_x.shape[1]), cfg.image_size).to(device)
+        model = build(network, k, channels, cfg.image_size, cfg.protocol).to(device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     generator = torch.Generator().manual_seed(seed)  # batch order and augmentation, on the CPU
     optimiser = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                 weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimiser, [2 * epochs // 3, 5 * epochs // 6], gamma=0.2)
     net = _Net(model, cfg.compile)
-    train_x, train_y = train_x.to(device), train_y.to(device)
+    if not streamed:
+        train_x, train_y = train_x.to(device), train_y.to(device)
 
     history: list[tuple[int, float]] = []
     train_s, seen = 0.0, 0
@@ -239,17 +293,17 @@ def _train_and_test(train_x, train_y, test_x, test_y, network, cfg, seed, ipc, p
     for epoch in bar:
         t0 = time.perf_counter()
         model.train()
-        order = torch.randperm(len(train_x), generator=generator).to(device)
-        for idx in order.split(cfg.batch_size):
-            loss = train_step(net, optimiser, train_x[idx], train_y[idx], mean, std, cfg, generator)
-            seen += len(idx)
+        order = torch.randperm(len(train_x), generator=generator)
+        for xb, yb in _epoch_batches(train_x, train_y, order, cfg, device, native):
+            loss = train_step(net, optimiser, xb, yb, mean, std, cfg, generator)
+            seen += len(yb)
         scheduler.step()
         if device.type == "cuda":
             torch.cuda.synchronize(device)  # time the work, not its queueing
         train_s += time.perf_counter() - t0
         if epoch in checkpoints:
             model.eval()
-            history.append((epoch, accuracy(net, test_x, test_y, mean, std, device)))
+            history.append((epoch, accuracy(net, test_x, test_y, mean, std, device, precision=cfg.precision)))
             best = max(a for _, a in history)
             bar.set_postfix(loss=f"{float(loss):.3f}", acc=f"{history[-1][1]:.1f}", best=f"{best:.1f}")
     return dict(best=max(a for _, a in history), final=history[-1][1], epochs=epochs,

@@ -22,8 +22,11 @@ import torch
 from tqdm import tqdm  # text bars: the same in a terminal, a notebook and the built book
 
 from ddgd.config import FinetuneConfig, ModelConfig, RunConfig, SampleConfig, config_hash, project_path, to_dict
+from ddgd import loaders
+from ddgd.accel import apply_model_switches, autocast, maybe_compile
 from ddgd.data import ImageNetSubset, SUBSETS, check_imagenet_root, class_indices, class_names, diffusion_transform, \
-    load_image_folder, load_real, real_baseline
+    legacy_test_resize, load_image_folder, load_real, real_baseline
+from ddgd.loaders import test_images
 from ddgd.evaluate import train_and_test
 from ddgd.results import append_result, completed_runs, locked, result_row, run_key
 from ddgd.finetune import default_device, finetune, load_finetuned
@@ -45,10 +48,15 @@ REAL = ("random", "full")
 class RealData:
     test_x: torch.Tensor  # uint8 [N, C, H, W] at the evaluation resolution
     test_y: torch.Tensor
-    train_x: torch.Tensor | None  # in memory for small datasets (None for ImageNet subsets)
-    train_y: torch.Tensor | None
+    train_x: torch.Tensor | None  # in memory for small datasets (None for ImageNet subsets, read from disk)
+    train_y: torch.Tensor  # labels of every training image
     names: list[str]
     index: list[int]  # label the DiT is conditioned on, per local class
+
+
+# What a real-image baseline's row records for the model section, which it does not use: the
+# defaults as they were before `dit_numerics` existed, so that its rows keep their hashes.
+NO_MODEL = ModelConfig(dit_numerics="diffusers")
 
 
 def with_seed(cfg: RunConfig, seed: int, method: str | None = None) -> RunConfig:
@@ -67,7 +75,7 @@ def run_config(cfg: RunConfig, method: str, seed: int, ipc: int | None = None, n
     """
     run_cfg = with_seed(cfg, seed, method if method in GENERATIVE else None)
     if method not in GENERATIVE:  # real images: no model, fine-tuning or sampling enters the row
-        run_cfg = with_seed(replace(cfg, model=ModelConfig(), finetune=FinetuneConfig(), sample=SampleConfig()), seed)
+        run_cfg = with_seed(replace(cfg, model=NO_MODEL, finetune=FinetuneConfig(), sample=SampleConfig()), seed)
     ev = replace(run_cfg.eval, seeds=(seed,))
     if method == "full":  # the whole training set: its own (short) epoch budget
         ev = replace(ev, epochs=cfg.eval.full_epochs)
@@ -83,8 +91,11 @@ def load_data(cfg: RunConfig) -> RealData:
     d = cfg.data
     if d.dataset in SUBSETS:
         check_imagenet_root(d.root, d.dataset)
-        test_x, test_y = load_real(d.dataset, "val", root=d.root, resolution=cfg.eval.image_size)
-        train_x = train_y = None
+        ev = cfg.eval
+        resize = ev.test_resize or (legacy_test_resize(ev.image_size) if ev.protocol == "legacy" else ev.image_size)
+        test_x, test_y = test_images(d.root, d.dataset, ev.image_size, resize, d.workers)
+        train_x = None  # read from disk when needed: the latent cache, `random`, `full`
+        train_y = torch.tensor(ImageNetSubset(d.root, d.dataset, "train").targets, dtype=torch.int64)
     else:
         train_x, train_y = load_real(d.dataset, "train", root=d.root, resolution=d.resolution, download=d.download)
         if d.train_per_class:
@@ -106,7 +117,11 @@ def latent_cache(cfg: RunConfig, data: RealData, root: Path, progress: bool = Tr
     else:
         images, labels = data.train_x, data.train_y
     name = d.dataset if not d.train_per_class else f"{d.dataset}-{d.train_per_class}pc"
-    return cached_latents(vae, cfg.model.vae_encode, name, d.resolution, images, labels, cache_dir(), progress)
+    if cfg.model.precision != "fp32":
+        name += f"-{cfg.model.precision}"  # a cache encoded in bf16 is another cache
+    with autocast(cfg.model.precision, default_device()):
+        return cached_latents(vae, cfg.model.vae_encode, name, d.resolution, images, labels, cache_dir(), progress,
+                              d.workers)
 
 
 def run_dir(root: Path, cfg: RunConfig) -> Path:
@@ -131,11 +146,13 @@ def sample_pool(cfg: RunConfig, out: Path, data: RealData, progress: bool = True
             raise FileExistsError(f"{folder} was sampled with other settings: delete it to sample again, or "
                                   "use another experiment folder")
         return load_image_folder(folder, data.names)
+    apply_model_switches(cfg.model)
     model = load_finetuned(cfg, out)  # on the GPU when there is one
     vae = load_vae(cfg.model.vae_decode).to(default_device())
     s = cfg.sample
-    images, labels = generate(model, vae, data.index, s.pool, s.seed, s.steps, s.guidance, s.guided_channels,
-                              s.batch_size, progress)
+    with autocast(cfg.model.precision, default_device()):
+        images, labels = generate(maybe_compile(model, cfg.model.compile), vae, data.index, s.pool, s.seed, s.steps,
+                                  s.guidance, s.guided_channels, s.batch_size, progress)
     meta = {"config": to_dict(cfg), "config_hash": config_hash(cfg),
             "sample_hash": config_hash(cfg, "model", "data", "finetune", "sample"), "provenance": provenance()}
     write_image_folder(images, labels, data.names, folder, meta)
@@ -169,6 +186,23 @@ def record_config(csv: Path, run_cfg: RunConfig) -> None:
         os.replace(tmp, path)
 
 
+def real_set(cfg: RunConfig, data: RealData, method: str, ipc: int, seed: int):
+    """The training set of a real-image baseline: in memory, or read from disk for ImageNet subsets.
+
+    `random` on an ImageNet subset reads its IPC images per class; `full` streams the whole subset
+    each epoch (`loaders.StreamedSet`) instead of holding 13,000 images in memory.
+    """
+    d = cfg.data
+    if data.train_x is not None:
+        return real_baseline(method, data.train_x, data.train_y, ipc, seed)
+    if method == "random":
+        return loaders.random_baseline(d.root, d.dataset, d.resolution, ipc, seed, d.workers)
+    if method == "full":
+        stream = loaders.StreamedSet(d.root, d.dataset, d.resolution, d.workers)
+        return stream, stream.labels
+    raise ValueError(f"unknown real baseline {method!r}: choose 'random' or 'full'")
+
+
 def _ipcs(cfg: RunConfig, method: str, data: RealData) -> list[int]:
     """IPCs to evaluate; `full` has one entry, the images per class of the whole training set."""
     if method == "full":
@@ -200,11 +234,8 @@ def run_experiment(cfg: RunConfig, methods: tuple[str, ...], root: str | Path, c
         for ipc, net in todo:
             if method in GENERATIVE:
                 x, y = ipc_subset(pool_x, pool_y, ipc)
-            elif data.train_x is None:
-                raise NotImplementedError("real-image baselines on ImageNet subsets need the images in memory: "
-                                          "run them with `ddgd evaluate --real` on an image folder")
             else:
-                x, y = real_baseline(method, data.train_x, data.train_y, ipc, seed)
+                x, y = real_set(cfg, data, method, ipc, seed)
             evaluate_set(cells_cfg[ipc, net], x, y, data, method, ipc, net, seed, csv, progress, variant)
     return csv
 

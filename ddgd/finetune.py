@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm  # text bars: the same in a terminal, a notebook and the built book
 
+from ddgd.accel import apply_model_switches, autocast, maybe_compile
 from ddgd.config import RunConfig, config_hash, save_config, to_dict
 from ddgd.diffusion import Schedule, q_sample
 from ddgd.latents import LatentCache
@@ -85,27 +87,35 @@ def training_step(model, state: State, cache: LatentCache, class_index: torch.Te
     y_model = drop_labels(class_index[y], model.config.num_embeds_ada_norm, ft.class_dropout, g)
     z0, t, eps, y_model = z0.to(device), t.to(device), eps.to(device), y_model.to(device)
     z_t = q_sample(z0, t, eps, schedule)
-    out = model(z_t, timestep=t, class_labels=y_model).sample
+    with autocast(cfg.model.precision, device):  # the DiT alone: losses and memories stay float32
+        out = model(z_t, timestep=t, class_labels=y_model).sample.float()
     c = z0.shape[1]
     eps_pred, v = out[:, :c], out[:, c:]
     l_diff = diffusion_loss(eps_pred, eps)
     l_vb = vb_term(eps_pred, v, z0, z_t, t, schedule) if ft.use_vb and v.shape[1] else None
     zhat = predicted_x0(z_t, eps_pred, schedule.alphas_cumprod, t)
     terms = None
-    if state.memories is not None:
+    if state.memories is not None:  # labels stay on the host: choosing class blocks needs no device sync
         present = {cl: m for cl in set(y.tolist()) if (m := state.memories.tensors(cl)) is not None}
-        terms = minimax_terms(zhat, y.to(device), present, ft.accumulate)
+        terms = minimax_terms(zhat, y, present, ft.accumulate)
     loss = total_loss(l_diff, l_vb, terms, ft.lambda_r, ft.lambda_g)
     state.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     state.optimizer.step()
     if state.memories is not None:  # after this batch's terms, as the paper does
-        state.memories.update(y.to(device), z0, zhat.detach())
+        state.memories.update(y, z0, zhat.detach())
     state.ema.update(model)
     state.step += 1
-    return {"step": state.step, "loss": loss.item(), "l_diff": l_diff.item(),
-            "l_vb": l_vb.item() if l_vb is not None else 0.0,
-            "l_real": terms.l_real.item() if terms else 0.0, "l_gen": terms.l_gen.item() if terms else 0.0}
+    zero = torch.zeros((), device=device)
+    # Detached tensors: read as floats only when a checkpoint is written (`logged`), not every step.
+    return {"step": state.step, "loss": loss.detach(), "l_diff": l_diff.detach(),
+            "l_vb": l_vb.detach() if l_vb is not None else zero,
+            "l_real": terms.l_real.detach() if terms else zero, "l_gen": terms.l_gen.detach() if terms else zero}
+
+
+def logged(history: list[dict]) -> list[dict]:
+    """History entries with their tensors read as floats (one device sync for all pending steps)."""
+    return [{k: float(v) if isinstance(v, torch.Tensor) else v for k, v in h.items()} for h in history]
 
 
 # ------------------------------------------------------------------------------------ bookkeeping
@@ -114,6 +124,7 @@ def _checkpoint_id(cfg: RunConfig) -> str:
 
 
 def save_checkpoint(path: Path, model, state: State, cfg: RunConfig) -> None:
+    state.history = logged(state.history)
     params = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
     blob = {
         "config_id": _checkpoint_id(cfg), "model": cfg.model.dit, "step": state.step, "trainable": params,
@@ -126,8 +137,37 @@ def save_checkpoint(path: Path, model, state: State, cfg: RunConfig) -> None:
     os.replace(tmp, path)
 
 
+CHECKPOINT_KEYS = ("config_id", "model", "step", "trainable", "optimizer", "ema", "memories", "generator", "history")
+
+
+def read_checkpoint(path: str | Path, map_location="cpu", keys: tuple[str, ...] = CHECKPOINT_KEYS) -> dict:
+    """A fine-tuning checkpoint (or ema.pt) read safely: tensors and plain containers only.
+
+    `torch.load(weights_only=True)` refuses any pickled object other than tensors, numbers, strings
+    and containers, so a crafted file in a downloaded run folder cannot run code. Every way a file
+    can be unreadable (empty, truncated, foreign, another program's pickle) becomes a `RunDirError`
+    that names the file and the fix.
+    """
+    path = Path(path)
+    fix = f"delete {path} to start that run over, or restore the file from where it came"
+    try:
+        blob = torch.load(path, weights_only=True, map_location=map_location)
+    except FileNotFoundError:
+        raise
+    except pickle.UnpicklingError as err:  # weights_only refuses a global: not a file this package wrote
+        raise RunDirError(f"{path} holds objects other than tensors and plain values, so it was not written by "
+                          f"ddgd and is refused unread ({str(err).splitlines()[0]}): {fix}") from None
+    except (EOFError, RuntimeError, OSError, ValueError) as err:  # empty, truncated or not a torch file
+        raise RunDirError(f"{path} is not a readable checkpoint ({type(err).__name__}: "
+                          f"{str(err).splitlines()[0] if str(err) else 'empty file'}): {fix}") from None
+    missing = [k for k in keys if not isinstance(blob, dict) or k not in blob]
+    if missing:
+        raise RunDirError(f"{path} is not a ddgd checkpoint (it lacks {', '.join(missing)}): {fix}")
+    return blob
+
+
 def load_checkpoint(path: Path, model, state: State, cfg: RunConfig) -> None:
-    blob = torch.load(path, weights_only=False, map_location=next(model.parameters()).device)
+    blob = read_checkpoint(path, map_location=next(model.parameters()).device)
     if blob["config_id"] != _checkpoint_id(cfg) or blob["model"] != cfg.model.dit:
         raise RunDirError(f"checkpoint {path} comes from another model or config ({blob['model']}, "
                           f"id {blob['config_id']}): use a new output directory or the checkpoint's config")
@@ -175,9 +215,11 @@ def finetune(cfg: RunConfig, cache: LatentCache, class_index: list[int], out_dir
         return out
     ft = cfg.finetune
     torch.manual_seed(ft.seed)
-    model = load_transformer(cfg.model.dit)
+    apply_model_switches(cfg.model)
+    model = load_transformer(cfg.model.dit, numerics=cfg.model.dit_numerics)
     select_trainable(model, ft.difffit)
     model.to(default_device()).train()
+    forward = maybe_compile(model, cfg.model.compile)  # the same parameters: EMA and checkpoints use `model`
     trainable = [p for p in model.parameters() if p.requires_grad]
     state = State(
         step=0,
@@ -196,7 +238,7 @@ def finetune(cfg: RunConfig, cache: LatentCache, class_index: list[int], out_dir
     start, t0 = state.step, time.time()
     bar = tqdm(total=steps, initial=start, desc=f"fine-tune {ft.method}", disable=not progress)
     while state.step < steps:
-        state.history.append(training_step(model, state, cache, index, schedule, cfg))
+        state.history.append(training_step(forward, state, cache, index, schedule, cfg))
         bar.update(1)
         at_end = state.step == steps or (stop_after is not None and state.step - start >= stop_after)
         if at_end or state.step % ft.checkpoint_every == 0:
@@ -215,13 +257,13 @@ def finetune(cfg: RunConfig, cache: LatentCache, class_index: list[int], out_dir
 
 def load_finetuned(cfg: RunConfig, run_dir: str | Path | None):
     """The DiT with the run's EMA weights (the model sampling uses); the pretrained model for `dit`."""
-    model = load_transformer(cfg.model.dit)
+    model = load_transformer(cfg.model.dit, numerics=cfg.model.dit_numerics)
     if cfg.finetune.method != "dit":
         path = Path(run_dir) / "ema.pt"
         if not path.is_file():
             raise FileNotFoundError(f"{path} is missing: the fine-tuning run in {run_dir} has not finished "
                                     "(rerun `ddgd distill` with the same config to resume it)")
-        blob = torch.load(path, weights_only=True, map_location="cpu")
+        blob = read_checkpoint(path, keys=("config_id", "model", "ema"))
         if blob["config_id"] != _checkpoint_id(cfg):
             raise RunDirError(f"{path} was made with another config: sample with the run's own config.json")
         select_trainable(model, cfg.finetune.difffit)

@@ -27,9 +27,9 @@ import torch
 import torch.nn.functional as F
 
 from ddgd.config import RunConfig, config_hash, resolve
-from ddgd.data import SUBSETS, ImageNetSubset, diffusion_transform, real_baseline
+from ddgd.data import SUBSETS, ImageNetSubset, diffusion_transform
 from ddgd.diffusion import Schedule, q_sample
-from ddgd.finetune import batch_indices
+from ddgd.finetune import batch_indices, read_checkpoint
 from ddgd.latents import LatentCache, build_cache, decode, encode, to_model_range, to_uint8
 from ddgd.losses import cosine_matrix, predicted_x0
 from ddgd.memory import UPDATE_RULES
@@ -136,7 +136,7 @@ def memory_tensors(run_dir: str | Path) -> dict[int, tuple[torch.Tensor, torch.T
     path = Path(run_dir) / "checkpoint.pt"
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: run the fine-tuning first (ddgd.experiment.distill)")
-    state = torch.load(path, weights_only=False)["memories"]
+    state = read_checkpoint(path, keys=("memories",))["memories"]
     if state is None:
         raise ValueError(f"the run in {run_dir} keeps no memories: use method minimax or ddgd")
     return {int(c): (state["real"][c]["items"], state["gen"][c]["items"]) for c in sorted(state["real"], key=int)}
@@ -349,7 +349,7 @@ def loss_history(run_dir: str | Path) -> pd.DataFrame:
     path = Path(run_dir) / "checkpoint.pt"
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: run the fine-tuning first (ddgd.experiment.distill)")
-    return pd.DataFrame(torch.load(path, weights_only=False)["history"])
+    return pd.DataFrame(read_checkpoint(path, keys=("history",))["history"])
 
 
 def distilled_set(cfg: RunConfig, data, method: str, root: str | Path, ipc: int, progress: bool = False):
@@ -359,11 +359,11 @@ def distilled_set(cfg: RunConfig, data, method: str, root: str | Path, ipc: int,
     its first `ipc` images per class; `random` draws `ipc` real training images per class.
     `cfg` is the run's config (`experiment.with_seed`).
     """
-    from ddgd.experiment import GENERATIVE, distill, sample_pool  # deferred: experiment imports much
+    from ddgd.experiment import GENERATIVE, distill, real_set, sample_pool  # deferred: experiment imports much
     from ddgd.sample import ipc_subset
 
     if method == "random":
-        return (*real_baseline("random", data.train_x, data.train_y, ipc, cfg.finetune.seed), None)
+        return (*real_set(cfg, data, "random", ipc, cfg.finetune.seed), None)
     if method not in GENERATIVE:
         raise ValueError(f"unknown method {method!r}: choose one of {', '.join(GENERATIVE)} or random")
     out = distill(cfg, Path(root), data, progress)

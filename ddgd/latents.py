@@ -98,29 +98,38 @@ class LatentCache:
         return cls(state["mean"], state["std"], state["labels"])
 
 
+def _batches(images, batch_size: int, workers: int):
+    """Float batches in [-1, 1]: slices of a uint8 tensor, or a DataLoader over a dataset of (image, label)."""
+    if isinstance(images, torch.Tensor):
+        for start in range(0, len(images), batch_size):
+            yield to_model_range(images[start:start + batch_size])
+        return
+    from torch.utils.data import DataLoader  # ImageNet: JPEG decoding and the ADM crop in worker processes
+
+    for item in DataLoader(images, batch_size=batch_size, num_workers=workers, pin_memory=torch.cuda.is_available()):
+        yield item[0] if isinstance(item, (list, tuple)) else item
+
+
 @torch.no_grad()
 def build_cache(vae: AutoencoderKL, images, labels: torch.Tensor, batch_size: int = 64,
-                progress: bool = True) -> LatentCache:
+                progress: bool = True, workers: int = 0) -> LatentCache:
     """Encode every real image once, as is and flipped.
 
-    `images` is a uint8 tensor [N, C, H, W] already at the diffusion resolution, or a sequence whose
-    items are float tensors in [-1, 1] (an ImageNet subset with the ADM crop, no random flip).
+    `images` is a uint8 tensor [N, C, H, W] already at the diffusion resolution, or a dataset whose
+    items are float tensors in [-1, 1], or (image, label) pairs (an ImageNet subset with the ADM
+    crop and no random flip), read by a DataLoader with `workers` processes.
     """
     s = scaling_factor(vae)
+    device = next(vae.parameters()).device
     means, stds = [], []
-    n = len(images)
-    for start in tqdm(range(0, n, batch_size), desc="encoding latents", disable=not progress):
-        stop = min(start + batch_size, n)
-        if isinstance(images, torch.Tensor):
-            x = to_model_range(images[start:stop])
-        else:
-            x = torch.stack([images[i] for i in range(start, stop)])
-        x = torch.cat([x, x.flip(-1)]).to(next(vae.parameters()).device)  # both flip views in one pass
-        mean, std = (v.cpu() for v in encode_posterior(vae, x))
-        b = stop - start
+    total = -(-len(images) // batch_size)
+    for x in tqdm(_batches(images, batch_size, workers), total=total, desc="encoding latents", disable=not progress):
+        x = x.to(device, non_blocking=True)
+        b = x.shape[0]
+        mean, std = (v.cpu() for v in encode_posterior(vae, torch.cat([x, x.flip(-1)])))  # both views in one pass
         means.append(torch.stack([mean[:b], mean[b:]], 1).mul(s).half())
         stds.append(torch.stack([std[:b], std[b:]], 1).mul(s).half())
-    return LatentCache(torch.cat(means), torch.cat(stds), labels.clone())
+    return LatentCache(torch.cat(means), torch.cat(stds), torch.as_tensor(labels).clone())
 
 
 def cache_key(vae_spec: str, dataset: str, resolution: int, n: int) -> dict:
@@ -133,12 +142,12 @@ def cache_path(cache_dir: str | Path, key: dict) -> Path:
 
 
 def cached_latents(vae: AutoencoderKL, vae_spec: str, dataset: str, resolution: int, images, labels,
-                   cache_dir: str | Path, progress: bool = True) -> LatentCache:
+                   cache_dir: str | Path, progress: bool = True, workers: int = 0) -> LatentCache:
     """The latent cache of a real set, built on first use and reused afterwards."""
     key = cache_key(vae_spec, dataset, resolution, len(labels))
     path = cache_path(cache_dir, key)
     if path.is_file():
         return LatentCache.load(path, key)
-    cache = build_cache(vae, images, torch.as_tensor(labels), progress=progress)
+    cache = build_cache(vae, images, torch.as_tensor(labels), progress=progress, workers=workers)
     cache.save(path, key)
     return cache

@@ -50,7 +50,7 @@ def diversity(pred: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
 class MinimaxTerms:
     l_real: torch.Tensor
     l_gen: torch.Tensor
-    per_class: dict[int, tuple[float, float]] = field(default_factory=dict)  # c -> (r_c, g_c)
+    per_class: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)  # c -> (r_c, g_c), detached
     weights: dict[int, int] = field(default_factory=dict)  # c -> how many times the class is counted
 
 
@@ -71,6 +71,7 @@ def minimax_terms(
     """
     if accumulate not in ("once", "cumulative"):
         raise ValueError(f"accumulate must be 'once' or 'cumulative', got {accumulate!r}")
+    labels = labels.cpu()  # the class blocks are chosen on the host: no device sync on a GPU when labels live there
     classes = sorted(set(labels.tolist()))
     k = len(classes)
     zero = pred.new_zeros(())
@@ -82,10 +83,11 @@ def minimax_terms(
         if c not in memories:
             continue
         m_real, m_gen = memories[c]
-        block = pred[labels == c]  # Zhat_c: the batch items of class c
+        rows = torch.nonzero(labels == c).squeeze(1).to(pred.device, non_blocking=True)
+        block = pred.index_select(0, rows)  # Zhat_c: the batch items of class c
         r_c = representativeness(block, m_real)
         g_c = diversity(block, m_gen)
-        terms.per_class[c] = (r_c.item(), g_c.item())
+        terms.per_class[c] = (r_c.detach(), g_c.detach())  # tensors: reading them now would sync a GPU
         l_real = l_real + weight * r_c
         l_gen = l_gen + weight * g_c
     terms.l_real, terms.l_gen = l_real / max(k, 1), l_gen / max(k, 1)

@@ -13,8 +13,12 @@ rule from `UPDATE_RULES` removes items until it fits:
 
 Minimax and DDGD therefore differ by one word: the rule's name.
 
-Rules are pure functions ``rule(items [m, d], capacity) -> keep (LongTensor of kept row indices,
-in their original order)``, so that they can be tested exactly and timed alone.
+Rules are functions ``rule(items [m, d], capacity, cache=None) -> keep`` (LongTensor of kept row
+indices, in their original order), so that they can be tested exactly and timed alone. A
+`MemoryBank` passes its `SimilarityCache`: the normalised items and their similarity sums kept
+across adds, so a new item costs its m dot products (O(m d)) instead of a rebuilt m x m matrix,
+and every removal one column (O(m d)). The choice of each removal stays on the device (no host
+synchronisation on a GPU).
 """
 from __future__ import annotations
 
@@ -23,12 +27,12 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-Rule = Callable[[torch.Tensor, int], torch.Tensor]
+Rule = Callable[..., torch.Tensor]
 UPDATE_RULES: dict[str, Rule] = {}
 
-# Ties are broken by the first index. The incremental update of s below subtracts one column per
-# removal, so values that are equal in exact arithmetic can differ by rounding; sums are kept in
-# float64 and values within this tolerance of the extreme count as tied.
+# Ties are broken by the first index. The incremental update of s subtracts one column per removal
+# and adds one row per new item, so values that are equal in exact arithmetic can differ by
+# rounding; sums are kept in float64 and values within this tolerance of the extreme count as tied.
 TIE_TOLERANCE = 1e-9
 
 
@@ -40,48 +44,77 @@ def register(name: str) -> Callable[[Rule], Rule]:
     return wrap
 
 
+class SimilarityCache:
+    """Unit-normalised items u_i (float64) and similarity sums s_i = sum_j u_i . u_j, row-aligned with a bank."""
+
+    def __init__(self):
+        self.unit: torch.Tensor | None = None  # [m, d]
+        self.sums: torch.Tensor | None = None  # [m]
+
+    def __len__(self) -> int:
+        return 0 if self.unit is None else self.unit.shape[0]
+
+    def extend(self, items: torch.Tensor) -> None:
+        """Take in the rows of `items` beyond those cached: each costs its dot products with all items."""
+        new = F.normalize(items[len(self):].reshape(items.shape[0] - len(self), -1).double(), dim=1)  # [n, d]
+        if self.unit is None:
+            self.unit, self.sums = new, (new @ new.T).sum(1)
+            return
+        cross = self.unit @ new.T  # [m, n]
+        self.sums = torch.cat([self.sums + cross.sum(1), cross.sum(0) + (new @ new.T).sum(1)])
+        self.unit = torch.cat([self.unit, new])
+
+    def keep(self, rows: torch.Tensor) -> None:
+        self.unit, self.sums = self.unit[rows], self.sums[rows]
+
+
 @register("fifo")
-def fifo(items: torch.Tensor, capacity: int) -> torch.Tensor:
+def fifo(items: torch.Tensor, capacity: int, cache: SimilarityCache | None = None) -> torch.Tensor:
     """Keep the newest `capacity` items (rows are in insertion order)."""
     m = items.shape[0]
     return torch.arange(max(0, m - capacity), m, device=items.device)
 
 
-def _similarity_removal(items: torch.Tensor, capacity: int, largest: bool) -> torch.Tensor:
-    """Remove, one at a time, the item whose similarity sum s_i = sum_j S_ij is extreme.
+def _similarity_removal(items: torch.Tensor, capacity: int, largest: bool,
+                        cache: SimilarityCache | None = None) -> torch.Tensor:
+    """Remove, one at a time, the item whose similarity sum s_i = sum_j S_ij is extreme (eq-update).
 
     S = U U^T with U the row-normalised items (cosine similarity, diagonal included). After removing
-    item k, every s_i loses S_ik: one column update instead of rebuilding S, and no copy of the
-    bank per removal (removed items are masked out).
+    item k, every s_i loses S_ik = u_i . u_k: one column instead of a rebuilt S, and no copy of the
+    bank per removal (removed items are masked out). With a `cache` the sums of earlier adds are
+    reused, and the cache is left aligned with the kept rows.
     """
     m = items.shape[0]
+    cache = cache if cache is not None else SimilarityCache()
+    if len(cache) != m:
+        cache.extend(items)
     if m <= capacity:
         return torch.arange(m, device=items.device)
-    u = F.normalize(items.reshape(m, -1).double(), dim=1)  # [m, d]
-    sim = u @ u.T  # [m, m]
-    s = sim.sum(dim=1)  # [m] similarity vector
-    alive = torch.ones(m, dtype=torch.bool, device=items.device)
-    fill = float("-inf") if largest else float("inf")
-    for _ in range(m - capacity):
-        masked = torch.where(alive, s, torch.full_like(s, fill))
+    u, s = cache.unit, cache.sums.clone()
+    alive = torch.ones(m, dtype=torch.bool, device=u.device)
+    fill = torch.tensor(float("-inf") if largest else float("inf"), dtype=s.dtype, device=s.device)
+    for _ in range(m - capacity):  # a count known on the host; every choice stays on the device
+        masked = torch.where(alive, s, fill)
         extreme = masked.max() if largest else masked.min()
-        tied = (masked - extreme).abs() <= TIE_TOLERANCE * max(1.0, float(extreme.abs()))
-        k = int(torch.nonzero(tied)[0])  # first index on ties
-        alive[k] = False
-        s -= sim[:, k]
-    return torch.nonzero(alive).squeeze(1)
+        tied = (masked - extreme).abs() <= TIE_TOLERANCE * extreme.abs().clamp(min=1.0)
+        k = torch.argmax(tied.to(torch.uint8))  # the first index on ties
+        alive = alive & (torch.arange(m, device=u.device) != k)
+        s = s - u @ u[k]
+    keep = torch.nonzero(alive).squeeze(1)
+    cache.unit, cache.sums = u[keep], s[keep]
+    return keep
 
 
 @register("adaptive")
-def adaptive(items: torch.Tensor, capacity: int) -> torch.Tensor:
+def adaptive(items: torch.Tensor, capacity: int, cache: SimilarityCache | None = None) -> torch.Tensor:
     """DDGD's self-adaptive rule: repeatedly drop the item with the largest similarity sum."""
-    return _similarity_removal(items, capacity, largest=True)
+    return _similarity_removal(items, capacity, largest=True, cache=cache)
 
 
 @register("adaptive-min")
-def adaptive_min(items: torch.Tensor, capacity: int) -> torch.Tensor:
+def adaptive_min(items: torch.Tensor, capacity: int, cache: SimilarityCache | None = None) -> torch.Tensor:
     """The released code's alternative: repeatedly drop the item with the smallest similarity sum."""
-    return _similarity_removal(items, capacity, largest=False)
+    return _similarity_removal(items, capacity, largest=False, cache=cache)
 
 
 class MemoryBank:
@@ -100,6 +133,8 @@ class MemoryBank:
         self.capacity = capacity
         self.rule = rule
         self._items: torch.Tensor | None = None  # [m, d]
+        self._cache = SimilarityCache() if rule != "fifo" else None  # the similarity rules' running sums
+        self._finite: torch.Tensor | None = None  # on a GPU the NaN check waits for the next state_dict
 
     def __len__(self) -> int:
         return 0 if self._items is None else self._items.shape[0]
@@ -109,21 +144,34 @@ class MemoryBank:
         new = latents.detach().reshape(latents.shape[0], -1)
         if new.shape[0] == 0:
             return
-        if not torch.isfinite(new).all():
-            raise ValueError("latents with NaN or inf reached the memory: the model diverged (lower the "
-                             "learning rate, or check the timestep schedule)")
         if self._items is not None and self._items.shape[1] != new.shape[1]:
             raise ValueError(f"latent size {new.shape[1]} does not match the memory's {self._items.shape[1]}")
+        finite = torch.isfinite(new).all()
+        if new.device.type == "cpu":
+            self._check_finite(finite)
+        else:  # reading the flag now would stop the GPU every step
+            self._finite = finite if self._finite is None else self._finite & finite
         items = new.clone() if self._items is None else torch.cat([self._items, new.to(self._items)])
         if items.shape[0] > self.capacity:
-            items = items[UPDATE_RULES[self.rule](items, self.capacity)]
+            items = items[UPDATE_RULES[self.rule](items, self.capacity, cache=self._cache)]
+        elif self._cache is not None:
+            self._cache.extend(items)
         self._items = items
+
+    @staticmethod
+    def _check_finite(finite: torch.Tensor) -> None:
+        if not bool(finite):
+            raise ValueError("latents with NaN or inf reached the memory: the model diverged (lower "
+                             "finetune.lr, or check the timestep schedule)")
 
     def tensor(self) -> torch.Tensor:
         """The stored items [m, d] (an empty [0, 0] tensor before the first add)."""
         return torch.empty(0, 0) if self._items is None else self._items
 
     def state_dict(self) -> dict:
+        if self._finite is not None:
+            self._check_finite(self._finite)
+            self._finite = None
         return {"capacity": self.capacity, "rule": self.rule, "items": self._items}
 
     def load_state_dict(self, state: dict) -> None:
@@ -133,6 +181,10 @@ class MemoryBank:
                 f"(capacity {self.capacity}, rule {self.rule}): resume with the config of the checkpoint"
             )
         self._items = state["items"]
+        if self._cache is not None:  # rebuilt from the items: the sums are a function of them
+            self._cache = SimilarityCache()
+            if self._items is not None:
+                self._cache.extend(self._items)
 
 
 class ClassMemories:
@@ -151,11 +203,12 @@ class ClassMemories:
 
     def update(self, labels: torch.Tensor, z0: torch.Tensor, zhat: torch.Tensor) -> None:
         """Add the batch's real latents and predicted latents to their class memories."""
+        labels = labels.cpu()  # class blocks chosen on the host (labels on a GPU would cost a sync)
         for c in sorted(set(labels.tolist())):
             real, gen = self.banks(c)
-            mask = (labels == c).to(z0.device)
-            real.add(z0[mask])
-            gen.add(zhat[mask])
+            rows = torch.nonzero(labels == c).squeeze(1).to(z0.device, non_blocking=True)
+            real.add(z0.index_select(0, rows))
+            gen.add(zhat.index_select(0, rows))
 
     def tensors(self, label: int) -> tuple[torch.Tensor, torch.Tensor] | None:
         """(M_real[c], M_gen[c]) as tensors, or None if the class has no memory yet."""

@@ -77,11 +77,38 @@ def _load(cls, spec: str, subfolder: str, small_key: str, seed: int):
     raise FileNotFoundError(f"model {spec!r} is neither a local folder, a hub id, nor one of {', '.join(SMALL_CONFIGS)}")
 
 
-def load_transformer(spec: str, seed: int = 0) -> DiTTransformer2DModel:
-    """The class-conditional DiT; its embedders are tied and its per-block label dropout is off."""
+def load_transformer(spec: str, seed: int = 0, numerics: str = "diffusers") -> DiTTransformer2DModel:
+    """The class-conditional DiT; its embedders are tied and its per-block label dropout is off.
+
+    `numerics="original"` makes the model compute what the original DiT code computes
+    (`original_numerics`): the definitions the hub's DiT-XL/2 weights were trained with.
+    """
     model = _load(DiTTransformer2DModel, spec, "transformer", "dit", seed)
     tie_embedders(model)
+    if numerics == "original":
+        original_numerics(model)
+    elif numerics != "diffusers":
+        raise ValueError(f"numerics={numerics!r}: choose 'original' or 'diffusers'")
     return model
+
+
+# The original DiT (Peebles & Xie 2023, models.py) normalises with eps 1e-6 everywhere.
+ORIGINAL_LAYERNORM_EPS = 1e-6
+
+
+def original_numerics(model: DiTTransformer2DModel) -> None:
+    """Correct diffusers' DiT to the original definitions, in place (book page: deviations).
+
+    * Timestep embedding: DiT uses frequencies exp(-ln(10000) k / half), k = 0..half-1; diffusers'
+      `Timesteps(downscale_freq_shift=1)` divides by half - 1 instead. Shift 0 restores DiT's.
+    * The LayerNorm before the MLP (`norm3`) uses diffusers' `norm_eps` 1e-5; DiT's uses 1e-6 (the
+      one before attention and the final one already use 1e-6 in diffusers).
+    With the same weights, depth 28 and hidden 1152, the two definitions differ by up to 0.03 in
+    the output (random weights); corrected, by float rounding (tests/test_parity.py).
+    """
+    for block in model.transformer_blocks:
+        block.norm1.emb.time_proj.downscale_freq_shift = 0  # tied: block 0's embedder serves all
+        block.norm3.eps = ORIGINAL_LAYERNORM_EPS
 
 
 def load_vae(spec: str, seed: int = 0) -> AutoencoderKL:

@@ -49,10 +49,10 @@ def guided_output(model: DiTTransformer2DModel, z: torch.Tensor, t: torch.Tensor
     """(eps, v) for latents z [B, c, h, w] at original timesteps t [B] and model labels y [B]."""
     c = z.shape[1]
     if guidance == 1.0:
-        out = model(z, timestep=t, class_labels=y).sample
+        out = model(z, timestep=t, class_labels=y).sample.float()  # float32 even under bf16 autocast
         return out[:, :c], out[:, c:]
     null = torch.full_like(y, model.config.num_embeds_ada_norm)
-    out = model(torch.cat([z, z]), timestep=torch.cat([t, t]), class_labels=torch.cat([y, null])).sample
+    out = model(torch.cat([z, z]), timestep=torch.cat([t, t]), class_labels=torch.cat([y, null])).sample.float()
     cond, uncond = out.chunk(2)
     eps_c, eps_u = cond[:, :c], uncond[:, :c]
     g = c if guided_channels is None else guided_channels

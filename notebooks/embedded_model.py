@@ -86,7 +86,7 @@ card["provenance"]
 #   narrows each class, which is the problem the memory terms of DDGD address.
 
 # %%
-images, labels = torch.load(project_path(model_dir) / "sample_grid.pt").values()
+images, labels = torch.load(project_path(model_dir) / "sample_grid.pt", weights_only=True).values()
 names = class_names("fashion-mnist")
 shown = first_per_class(images, labels, range(len(names)), min(per_class, int(torch.bincount(labels).min())))
 fig = plot_gallery({"pretrained model": shown}, names, min(per_class, int(torch.bincount(labels).min())))

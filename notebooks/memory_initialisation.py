@@ -42,7 +42,7 @@ from myst_nb import glue
 from ddgd.config import config_hash
 from ddgd.diagram import save_figure
 from ddgd.experiment import load_data, with_seed
-from ddgd.finetune import finetune
+from ddgd.finetune import finetune, read_checkpoint
 from ddgd.inspect import decode_items, encode_subset, fill_history, image_grid, label_stream, memory_summary, \
     memory_tensors, walkthrough_config, write_csv
 from ddgd.losses import cosine_matrix
@@ -130,7 +130,7 @@ per_step.head(10)
 run_dir = Path(output_dir) / f"run-{config_hash(cfg)}"  # a new folder for another config
 finetune(cfg, cache, data.index, run_dir, progress=False)
 memories = memory_tensors(run_dir)
-steps = int(torch.load(run_dir / "checkpoint.pt", weights_only=False)["step"])
+steps = int(read_checkpoint(run_dir / "checkpoint.pt")["step"])
 expected = fill_history(stream[:steps], ft.n_real, ft.n_gen).query("step == @steps").set_index("label")
 agree = all((len(r), len(g)) == tuple(expected.loc[c, ["real", "gen"]]) for c, (r, g) in memories.items())
 glue("mi-steps", steps, display=False)

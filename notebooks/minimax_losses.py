@@ -52,7 +52,7 @@ cfg = walkthrough_config(preset, train_per_class, imagenet_root, {"finetune.memo
 ft = cfg.finetune
 data = load_data(cfg)
 cache = encode_subset(cfg, data)
-model = load_transformer(cfg.model.dit).eval()
+model = load_transformer(cfg.model.dit, numerics=cfg.model.dit_numerics).eval()
 schedule = Schedule.linear(cfg.model.num_timesteps, cfg.model.beta_start, cfg.model.beta_end)
 class_index = torch.as_tensor(data.index)
 g = torch.Generator().manual_seed(seed)

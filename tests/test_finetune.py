@@ -31,7 +31,7 @@ def ema_of(run):
 def test_methods_run_and_write_artefacts(tmp_path, cache, method):
     run = finetune(tiny_cfg(method), cache, list(range(10)), tmp_path / method, progress=False)
     assert (run / "done.json").is_file() and (run / "config.json").is_file()
-    ckpt = torch.load(run / "checkpoint.pt", weights_only=False)
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
     history = ckpt["history"]
     assert len(history) == 6
     if method == "finetune":

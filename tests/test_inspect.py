@@ -160,7 +160,7 @@ def test_term_pairs_match_minimax_terms():
     terms = minimax_terms(pred, labels, memories)
     assert list(pairs.index) == [0, 1]
     for c in (0, 1):
-        assert (pairs.loc[c, "r_c"], pairs.loc[c, "g_c"]) == pytest.approx(terms.per_class[c])
+        assert (pairs.loc[c, "r_c"], pairs.loc[c, "g_c"]) == pytest.approx(tuple(map(float, terms.per_class[c])))
     # class 1: item 0 = e0 is orthogonal to memory item 1 = e1 (smallest similarity, r_c = 1)
     assert pairs.loc[1, ["real_item", "real_memory", "items"]].tolist() == [0, 1, 2]
     assert pairs.loc[0, ["gen_item", "gen_memory"]].tolist() == [1, 0] and pairs.loc[0, "g_c"] == pytest.approx(1.0)

@@ -59,7 +59,7 @@ def test_cumulative_multiplicities(k):
     once = minimax_terms(pred, labels, memories, "once")
     cum = minimax_terms(pred, labels, memories, "cumulative")
     assert [cum.weights[c] for c in range(k)] == [k - j for j in range(k)]
-    expected = sum((k - j) * once.per_class[c][0] for j, c in enumerate(range(k))) / k
+    expected = sum((k - j) * float(once.per_class[c][0]) for j, c in enumerate(range(k))) / k
     assert float(cum.l_real) == pytest.approx(expected, rel=1e-5)
     with pytest.raises(ValueError):
         minimax_terms(pred, labels, memories, "twice")

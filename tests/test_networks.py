@@ -25,11 +25,12 @@ def test_small_grey_images_give_logits(name, size):
     assert net(torch.rand(2, 1, size, size)).shape == (2, 7)
 
 
-def test_resnet18_on_one_channel_and_warns_below_64px():
-    with pytest.warns(UserWarning, match="1x1"):
-        net = build("resnet-18", 10, 1, 32)
-    assert net.conv1.in_channels == 1
+def test_resnet18_on_one_channel_small_stem_and_the_legacy_warning():
+    net = build("resnet-18", 10, 1, 32)  # IDC's small-image stem: conv 3x3 stride 1, no max-pool
+    assert net.conv1.in_channels == 1 and net.conv1.kernel_size == (3, 3) and isinstance(net.maxpool, nn.Identity)
     assert net(torch.rand(2, 1, 32, 32)).shape == (2, 10)
+    with pytest.warns(UserWarning, match="1x1"):  # the legacy network keeps the 7x7/2 stem and max-pool
+        build("resnet-18", 10, 1, 32, style="legacy")
 
 
 def test_every_norm_is_instance_norm():
@@ -45,10 +46,12 @@ def test_resnetap_convolutions_have_stride_one_and_no_bias():
     assert all(c.stride == (1, 1) and c.bias is None for c in convs)
 
 
-def test_resnetap_stem_pools_only_above_128px():
-    pools = lambda net: [m for m in net.stem if isinstance(m, nn.AvgPool2d)]  # noqa: E731
-    assert len(pools(build("resnetap-10", 10, 3, 224))) == 1
-    assert pools(build("resnetap-10", 10, 3, 128)) == []
+def test_resnetap_stem_pools_by_input_size():
+    pools = lambda net: [m.kernel_size for m in net.stem if isinstance(m, nn.AvgPool2d)]  # noqa: E731
+    assert pools(build("resnetap-10", 10, 3, 224)) == [4]  # IDC 'large': 7x7 conv, 4x4 pool
+    assert pools(build("resnetap-10", 10, 3, 128)) == [2]  # 'mid': 3x3 conv, 2x2 pool
+    assert pools(build("resnetap-10", 10, 3, 64)) == []  # 'small': 3x3 conv
+    assert pools(build("resnetap-10", 10, 3, 128, style="legacy")) == []
 
 
 def test_convnet_uses_biased_convolutions_of_width_128():
