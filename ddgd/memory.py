@@ -1,4 +1,4 @@
-"""Per-class memories and their update rules (SPEC section 3; the paper's self-adaptive memory).
+"""Per-class memories and their update rules (book page "The method", eq-adaptive).
 
 DDGD keeps two memories per class: M_real (real latents z0) and M_gen (predicted latents zhat).
 Each is a `MemoryBank` of fixed capacity. When a batch pushes a bank past its capacity, an update
@@ -13,12 +13,13 @@ rule from `UPDATE_RULES` removes items until it fits:
 
 Minimax and DDGD therefore differ by one word: the rule's name.
 
-Rules are functions ``rule(items [m, d], capacity, cache=None) -> keep`` (LongTensor of kept row
-indices, in their original order), so that they can be tested exactly and timed alone. A
-`MemoryBank` passes its `SimilarityCache`: the normalised items and their similarity sums kept
-across adds, so a new item costs its m dot products (O(m d)) instead of a rebuilt m x m matrix,
-and every removal one column (O(m d)). The choice of each removal stays on the device (no host
-synchronisation on a GPU).
+A rule is registered as a chooser ``choose(store) -> slot`` (the next item to remove) and is
+callable as a pure function ``rule(items [m, d], capacity) -> keep`` (LongTensor of kept row
+indices, in their original order), so that it can be tested exactly and timed alone. A
+`MemoryBank` keeps its items in a `SlotStore`: fixed slots that a new item fills in place, with the
+unit-normalised items and their similarity matrix, so that a new item costs its dot products with
+the m stored ones (O(m d)), a removal one column of S, and nothing is copied. Every choice stays on
+the device (no host synchronisation on a GPU).
 """
 from __future__ import annotations
 
@@ -27,94 +28,126 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-Rule = Callable[..., torch.Tensor]
+Rule = Callable[[torch.Tensor, int], torch.Tensor]
 UPDATE_RULES: dict[str, Rule] = {}
 
-# Ties are broken by the first index. The incremental update of s subtracts one column per removal
-# and adds one row per new item, so values that are equal in exact arithmetic can differ by
-# rounding; sums are kept in float64 and values within this tolerance of the extreme count as tied.
+# Ties are broken by the first index (the oldest item). S is built in blocks as items arrive, so
+# values that are equal in exact arithmetic can differ by rounding; it is kept in float64 and values
+# within this tolerance of the extreme count as tied.
 TIE_TOLERANCE = 1e-9
+_FREE = torch.iinfo(torch.int64).max  # the insertion number of an empty slot
 
 
-def register(name: str) -> Callable[[Rule], Rule]:
-    def wrap(fn: Rule) -> Rule:
-        UPDATE_RULES[name] = fn
-        return fn
+class SlotStore:
+    """Items in slots, with insertion numbers (`seq`, the order) and, for the similarity rules, S.
+
+    raw [slots, d]: the items as given; unit [slots, d] float64: normalised; sim [slots, slots]:
+    u_i . u_j. A slot is empty when its seq is _FREE. `count` is known on the host.
+    """
+
+    def __init__(self, similarity: bool):
+        self.similarity = similarity
+        self.raw = self.unit = self.sim = self.seq = None
+        self.count, self.next_seq = 0, 0
+
+    def _grow(self, slots: int, like: torch.Tensor) -> None:
+        old = 0 if self.raw is None else self.raw.shape[0]
+        pad = slots - old
+        dev, d = like.device, like.shape[1]
+        cat = lambda t, extra: extra if t is None else torch.cat([t, extra])  # noqa: E731
+        self.raw = cat(self.raw, like.new_zeros(pad, d))
+        self.seq = cat(self.seq, torch.full((pad,), _FREE, dtype=torch.int64, device=dev))
+        if self.similarity:
+            self.unit = cat(self.unit, torch.zeros(pad, d, dtype=torch.float64, device=dev))
+            sim = torch.zeros(slots, slots, dtype=torch.float64, device=dev)
+            if old:
+                sim[:old, :old] = self.sim
+            self.sim = sim
+
+    def add(self, new: torch.Tensor) -> None:
+        """Write the rows of `new` [n, d] into empty slots (growing the slots when too few are empty)."""
+        n = new.shape[0]
+        if self.raw is None or self.raw.shape[0] < self.count + n:
+            self._grow(self.count + n, new)
+        free = torch.argsort((self.seq != _FREE).to(torch.uint8), stable=True)[:n]  # empty slots first
+        self.raw.index_copy_(0, free, new.to(self.raw))
+        self.seq.index_copy_(0, free, torch.arange(self.next_seq, self.next_seq + n, device=free.device))
+        self.count, self.next_seq = self.count + n, self.next_seq + n
+        if self.similarity:
+            u = F.normalize(new.double(), dim=1)  # [n, d]
+            self.unit.index_copy_(0, free, u)
+            cross = self.unit @ u.T  # [slots, n]: the new items against every slot (empty ones are masked)
+            self.sim.index_copy_(1, free, cross)
+            self.sim.index_copy_(0, free, cross.T.contiguous())
+
+    def alive(self) -> torch.Tensor:
+        return self.seq != _FREE
+
+    def shrink(self, capacity: int, choose: Callable[["SlotStore", torch.Tensor], torch.Tensor]) -> None:
+        """Remove items one at a time, the slot `choose(self, s)` picks, until `capacity` remain."""
+        if self.count <= capacity:
+            return
+        s = (self.sim * self.alive()[None]).sum(1) if self.similarity else None  # s_i over the stored items
+        for _ in range(self.count - capacity):  # a count known on the host
+            k = choose(self, s)
+            self.seq = torch.where(torch.arange(len(self.seq), device=k.device) == k, _FREE, self.seq)
+            if s is not None:
+                s = s - self.sim[:, k]
+        self.count = capacity
+
+    def oldest_among(self, candidates: torch.Tensor) -> torch.Tensor:
+        """The slot with the smallest insertion number among `candidates` (a mask): the first index."""
+        return torch.argmin(torch.where(candidates & self.alive(), self.seq, _FREE))
+
+    def extreme(self, s: torch.Tensor, largest: bool) -> torch.Tensor:
+        alive = self.alive()
+        fill = torch.tensor(float("-inf") if largest else float("inf"), dtype=s.dtype, device=s.device)
+        masked = torch.where(alive, s, fill)
+        top = masked.max() if largest else masked.min()
+        return self.oldest_among((masked - top).abs() <= TIE_TOLERANCE * top.abs().clamp(min=1.0))
+
+    def order(self) -> torch.Tensor:
+        """The occupied slots in insertion order."""
+        return torch.argsort(self.seq)[: self.count]
+
+    def items(self) -> torch.Tensor:
+        return self.raw.index_select(0, self.order())
+
+
+def register(name: str, similarity: bool = True):
+    """Register a chooser `choose(store, s) -> slot` as the update rule `name`, callable as rule(items, capacity)."""
+
+    def wrap(choose):
+        def rule(items: torch.Tensor, capacity: int) -> torch.Tensor:
+            store = SlotStore(similarity)
+            store.add(items.reshape(items.shape[0], -1))
+            store.shrink(capacity, choose)
+            return torch.sort(store.seq[store.order()]).values  # kept rows: insertion number = row index
+
+        rule.choose, rule.similarity = choose, similarity
+        rule.__name__, rule.__doc__ = choose.__name__, choose.__doc__
+        UPDATE_RULES[name] = rule
+        return rule
 
     return wrap
 
 
-class SimilarityCache:
-    """Unit-normalised items u_i (float64) and similarity sums s_i = sum_j u_i . u_j, row-aligned with a bank."""
-
-    def __init__(self):
-        self.unit: torch.Tensor | None = None  # [m, d]
-        self.sums: torch.Tensor | None = None  # [m]
-
-    def __len__(self) -> int:
-        return 0 if self.unit is None else self.unit.shape[0]
-
-    def extend(self, items: torch.Tensor) -> None:
-        """Take in the rows of `items` beyond those cached: each costs its dot products with all items."""
-        new = F.normalize(items[len(self):].reshape(items.shape[0] - len(self), -1).double(), dim=1)  # [n, d]
-        if self.unit is None:
-            self.unit, self.sums = new, (new @ new.T).sum(1)
-            return
-        cross = self.unit @ new.T  # [m, n]
-        self.sums = torch.cat([self.sums + cross.sum(1), cross.sum(0) + (new @ new.T).sum(1)])
-        self.unit = torch.cat([self.unit, new])
-
-    def keep(self, rows: torch.Tensor) -> None:
-        self.unit, self.sums = self.unit[rows], self.sums[rows]
-
-
-@register("fifo")
-def fifo(items: torch.Tensor, capacity: int, cache: SimilarityCache | None = None) -> torch.Tensor:
-    """Keep the newest `capacity` items (rows are in insertion order)."""
-    m = items.shape[0]
-    return torch.arange(max(0, m - capacity), m, device=items.device)
-
-
-def _similarity_removal(items: torch.Tensor, capacity: int, largest: bool,
-                        cache: SimilarityCache | None = None) -> torch.Tensor:
-    """Remove, one at a time, the item whose similarity sum s_i = sum_j S_ij is extreme (eq-update).
-
-    S = U U^T with U the row-normalised items (cosine similarity, diagonal included). After removing
-    item k, every s_i loses S_ik = u_i . u_k: one column instead of a rebuilt S, and no copy of the
-    bank per removal (removed items are masked out). With a `cache` the sums of earlier adds are
-    reused, and the cache is left aligned with the kept rows.
-    """
-    m = items.shape[0]
-    cache = cache if cache is not None else SimilarityCache()
-    if len(cache) != m:
-        cache.extend(items)
-    if m <= capacity:
-        return torch.arange(m, device=items.device)
-    u, s = cache.unit, cache.sums.clone()
-    alive = torch.ones(m, dtype=torch.bool, device=u.device)
-    fill = torch.tensor(float("-inf") if largest else float("inf"), dtype=s.dtype, device=s.device)
-    for _ in range(m - capacity):  # a count known on the host; every choice stays on the device
-        masked = torch.where(alive, s, fill)
-        extreme = masked.max() if largest else masked.min()
-        tied = (masked - extreme).abs() <= TIE_TOLERANCE * extreme.abs().clamp(min=1.0)
-        k = torch.argmax(tied.to(torch.uint8))  # the first index on ties
-        alive = alive & (torch.arange(m, device=u.device) != k)
-        s = s - u @ u[k]
-    keep = torch.nonzero(alive).squeeze(1)
-    cache.unit, cache.sums = u[keep], s[keep]
-    return keep
+@register("fifo", similarity=False)
+def fifo(store: SlotStore, s=None) -> torch.Tensor:
+    """Keep the newest `capacity` items: remove the oldest."""
+    return store.oldest_among(store.alive())
 
 
 @register("adaptive")
-def adaptive(items: torch.Tensor, capacity: int, cache: SimilarityCache | None = None) -> torch.Tensor:
+def adaptive(store: SlotStore, s: torch.Tensor) -> torch.Tensor:
     """DDGD's self-adaptive rule: repeatedly drop the item with the largest similarity sum."""
-    return _similarity_removal(items, capacity, largest=True, cache=cache)
+    return store.extreme(s, largest=True)
 
 
 @register("adaptive-min")
-def adaptive_min(items: torch.Tensor, capacity: int, cache: SimilarityCache | None = None) -> torch.Tensor:
+def adaptive_min(store: SlotStore, s: torch.Tensor) -> torch.Tensor:
     """The released code's alternative: repeatedly drop the item with the smallest similarity sum."""
-    return _similarity_removal(items, capacity, largest=False, cache=cache)
+    return store.extreme(s, largest=False)
 
 
 class MemoryBank:
@@ -132,31 +165,26 @@ class MemoryBank:
             raise ValueError(f"unknown memory rule {rule!r}: choose one of {', '.join(UPDATE_RULES)}")
         self.capacity = capacity
         self.rule = rule
-        self._items: torch.Tensor | None = None  # [m, d]
-        self._cache = SimilarityCache() if rule != "fifo" else None  # the similarity rules' running sums
+        self._store = SlotStore(UPDATE_RULES[rule].similarity)
         self._finite: torch.Tensor | None = None  # on a GPU the NaN check waits for the next state_dict
 
     def __len__(self) -> int:
-        return 0 if self._items is None else self._items.shape[0]
+        return self._store.count
 
     def add(self, latents: torch.Tensor) -> None:
         """Append a batch of latents [n, ...] (stored as [n, d], detached), then apply the rule."""
         new = latents.detach().reshape(latents.shape[0], -1)
         if new.shape[0] == 0:
             return
-        if self._items is not None and self._items.shape[1] != new.shape[1]:
-            raise ValueError(f"latent size {new.shape[1]} does not match the memory's {self._items.shape[1]}")
+        if self._store.raw is not None and self._store.raw.shape[1] != new.shape[1]:
+            raise ValueError(f"latent size {new.shape[1]} does not match the memory's {self._store.raw.shape[1]}")
         finite = torch.isfinite(new).all()
         if new.device.type == "cpu":
             self._check_finite(finite)
         else:  # reading the flag now would stop the GPU every step
             self._finite = finite if self._finite is None else self._finite & finite
-        items = new.clone() if self._items is None else torch.cat([self._items, new.to(self._items)])
-        if items.shape[0] > self.capacity:
-            items = items[UPDATE_RULES[self.rule](items, self.capacity, cache=self._cache)]
-        elif self._cache is not None:
-            self._cache.extend(items)
-        self._items = items
+        self._store.add(new)
+        self._store.shrink(self.capacity, UPDATE_RULES[self.rule].choose)
 
     @staticmethod
     def _check_finite(finite: torch.Tensor) -> None:
@@ -166,13 +194,13 @@ class MemoryBank:
 
     def tensor(self) -> torch.Tensor:
         """The stored items [m, d] (an empty [0, 0] tensor before the first add)."""
-        return torch.empty(0, 0) if self._items is None else self._items
+        return torch.empty(0, 0) if self._store.count == 0 else self._store.items()
 
     def state_dict(self) -> dict:
         if self._finite is not None:
             self._check_finite(self._finite)
             self._finite = None
-        return {"capacity": self.capacity, "rule": self.rule, "items": self._items}
+        return {"capacity": self.capacity, "rule": self.rule, "items": self.tensor() if len(self) else None}
 
     def load_state_dict(self, state: dict) -> None:
         if state["capacity"] != self.capacity or state["rule"] != self.rule:
@@ -180,11 +208,9 @@ class MemoryBank:
                 f"memory state (capacity {state['capacity']}, rule {state['rule']}) does not match this bank "
                 f"(capacity {self.capacity}, rule {self.rule}): resume with the config of the checkpoint"
             )
-        self._items = state["items"]
-        if self._cache is not None:  # rebuilt from the items: the sums are a function of them
-            self._cache = SimilarityCache()
-            if self._items is not None:
-                self._cache.extend(self._items)
+        self._store = SlotStore(UPDATE_RULES[self.rule].similarity)  # S is rebuilt from the items
+        if state["items"] is not None:
+            self._store.add(state["items"])
 
 
 class ClassMemories:

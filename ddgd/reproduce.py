@@ -58,6 +58,8 @@ ARTEFACTS: dict[str, str] = {
     # CPU benchmark run with it
     "embedded-model": "notebooks/embedded_model.py",
     "benchmark": "notebooks/benchmark.py",
+    # the FLOP count of every paper-scale stage and artefact
+    "costs": "notebooks/costs.py",
 }
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

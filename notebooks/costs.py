@@ -1,0 +1,102 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # What the paper scale costs
+#
+# How long does an artefact of the paper take on a GPU? Instead of guessing, this page counts the
+# floating-point operations of every stage with `torch.utils.flop_counter.FlopCounterMode`, running
+# the real modules at the paper's shapes on PyTorch's meta device (no memory, no arithmetic):
+# DiT-XL/2 with its DiffFit selection, the SD VAE at 256 px, and the three evaluation networks at
+# 224 px (`ddgd.costs`). A stage's GPU time is its FLOPs over the peak rate of a named GPU at an
+# assumed utilisation; the counts of each artefact come from its `paper` parameter set.
+
+# %% tags=["parameters"]
+preset = "imagewoof"  # the paper-scale preset whose shapes are counted
+gpu = "H100 SXM"  # a key of ddgd.costs.GPUS
+precision = "bf16"  # bf16, tf32 or fp32: which peak rate applies
+utilisation = 0.3  # assumed fraction of the peak reached (see the text)
+artefacts = ["table1", "table2", "table3", "figure3", "figure4", "benchmark"]
+output_dir = "runs/reproduce/costs"  # where costs.csv is written
+
+# %% tags=["remove-cell"]
+from pathlib import Path
+
+import pandas as pd
+from myst_nb import glue
+
+from ddgd import costs
+from ddgd.config import resolve
+
+# %%
+config = resolve(preset)
+unit = costs.units(config)
+units = pd.DataFrame({"stage": list(unit), "TFLOP": [v / 1e12 for v in unit.values()]}).set_index("stage")
+per_artefact = pd.DataFrame({a: costs.artefact_flops(a) for a in artefacts}).T
+hours = per_artefact.map(lambda f: costs.gpu_hours(f, gpu, precision, utilisation))
+hours["total"] = hours.sum(axis=1)
+Path(output_dir).mkdir(parents=True, exist_ok=True)
+per_artefact.assign(gpu=gpu, precision=precision, utilisation=utilisation).to_csv(Path(output_dir) / "costs.csv")
+hours.round(2)
+
+# %% tags=["remove-cell"]
+peak = costs.GPUS[gpu][precision] / 1e12
+glue("cost-units", units.round(3), display=False)
+glue("cost-hours", hours.round(2), display=False)
+glue("cost-gpu", gpu, display=False)
+glue("cost-peak", f"{peak:,.0f}", display=False)
+glue("cost-precision", precision, display=False)
+glue("cost-util", f"{utilisation:.0%}", display=False)
+glue("cost-step", f"{unit['finetune_step'] / 1e12:.2f}", display=False)
+forward = unit["sample_image"] / config.sample.steps / 2  # one image through the DiT once
+glue("cost-step-images", f"{unit['finetune_step'] / forward:.0f}", display=False)
+glue("cost-sample-steps", f"{unit['sample_image'] / unit['finetune_step']:.0f}", display=False)
+glue("cost-sampler-steps", config.sample.steps, display=False)
+glue("cost-batch", config.finetune.batch_size, display=False)
+glue("cost-table1", f"{hours.loc['table1', 'total']:.1f}" if "table1" in hours.index else "n/a", display=False)
+
+# %% [markdown]
+# ## One unit of each stage
+#
+# ```{glue:figure} cost-units
+# :name: tab-cost-units
+#
+# FLOPs (in TFLOP) of one unit of work at the paper's shapes: a fine-tuning step of DiT-XL/2 at
+# batch 8 (forward and backward, DiffFit trainable), one guided sample of 50 steps, one SD-VAE
+# encode (both flip views, as the latent cache does) and decode at 256 px, and one training image
+# (forward and backward) and one test image of each evaluation network at 224 px.
+# ```
+#
+# A fine-tuning step at batch {glue:text}`cost-batch` costs {glue:text}`cost-step` TFLOP, as much
+# as a forward pass over {glue:text}`cost-step-images` images; a sampled image costs as much as
+# {glue:text}`cost-sample-steps` fine-tuning steps, because each of its
+# {glue:text}`cost-sampler-steps` steps runs the conditional and the unconditional pass.
+#
+# ## Each artefact
+#
+# ```{glue:figure} cost-hours
+# :name: tab-cost-hours
+#
+# Hours on one {glue:text}`cost-gpu` per stage of each artefact's `paper` parameter set, at
+# {glue:text}`cost-util` of its dense {glue:text}`cost-precision` peak of {glue:text}`cost-peak`
+# TFLOP/s (NVIDIA's datasheet). Table 1 counts all six methods, three networks, IPC 10, 20 and 50
+# and three seeds; Table 3 its six variants; Figure 4 every distinct point of its sweeps; Figure 3
+# two fine-tunings and three sample pools, no evaluation.
+# ```
+#
+# Read these as lower bounds. The utilisation is an assumption, not a measurement: batch 8 for
+# DiT-XL/2 and batch 64 for small convolutional networks keep a GPU far from the rates of
+# large-batch training, and data loading, augmentation and the Python loop add time the FLOPs do
+# not see. The GPU check script `benchmarks/bench_gpu.py` measures the TFLOP/s one GPU reaches on
+# each stage; divide its measured rate into the FLOPs above for a measured estimate. By this count
+# Table 1 needs at least {glue:text}`cost-table1` GPU hours; evaluation, hundreds to thousands of
+# epochs per run, is the largest part.
