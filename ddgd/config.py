@@ -73,7 +73,9 @@ class DataConfig:
     root: str | None = None  # ImageNet root with train/ and val/ wnid folders, or Fashion-MNIST files
     resolution: int = 256  # resolution the diffusion model sees (ADM centre crop for ImageNet)
     download: bool = False  # Fashion-MNIST only: allow torchvision's download
-    train_per_class: int | None = None  # in-memory sets: keep the first N training images per class (walk-throughs)
+    # fine-tune on the first N training images per class (file order for ImageNet: Minimax's
+    # --finetune-ipc); None: all of them
+    train_per_class: int | None = None
     workers: int = 8  # DataLoader worker processes that decode ImageNet JPEGs (0: in the main process)
 
 
@@ -97,6 +99,7 @@ class FinetuneConfig:
     max_steps: int = 12000  # the released code's checkpoint step
     ema_decay: float = 0.9999
     difffit: bool = True  # train the DiffFit selection; False trains every parameter
+    bitfit: bool = False  # train the biases only (BitFit, Minimax's is_bitfit); takes precedence over difffit
     checkpoint_every: int = 1000
     seed: int = 0
 
@@ -373,6 +376,7 @@ RUNTIME_FIELDS = {"data": ("workers",), "model": ("compile", "deterministic"), "
 # Fields added after result files were committed, with the value that does what the code did before
 # the field existed: at that value a field is left out of the hash, so those rows keep their hashes.
 ADDED_FIELDS = {"model": {"dit_numerics": "diffusers", "precision": "fp32", "tf32": False},
+                "finetune": {"bitfit": False},
                 "eval": {"protocol": "legacy", "test_resize": None, "precision": "fp32"}}
 
 

@@ -135,9 +135,10 @@ class ImageNetSubset(Dataset):
 
     Only the subset's wnid folders are listed, in `SUBSETS` order, so other folders may be present
     or absent. Items are (transform(PIL RGB image), local label); `targets` holds all labels.
+    `per_class` keeps the first N files of each class in sorted order (Minimax's --finetune-ipc).
     """
 
-    def __init__(self, root, dataset: str, split: str, transform=None):
+    def __init__(self, root, dataset: str, split: str, transform=None, per_class: int | None = None):
         root = check_imagenet_root(root, dataset, (split,))
         folder = root / _split_dir(split)
         self.samples: list[tuple[Path, int]] = []
@@ -145,7 +146,7 @@ class ImageNetSubset(Dataset):
             files = sorted(p for p in (folder / wnid).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
             if not files:
                 raise DataError(f"{folder / wnid} holds no images (.JPEG/.jpg/.png): copy the class's images there")
-            self.samples += [(p, label) for p in files]
+            self.samples += [(p, label) for p in files[:per_class]]  # the first N in file order (Minimax)
         self.targets = [label for _, label in self.samples]
         self.transform = transform
 

@@ -95,7 +95,8 @@ def load_data(cfg: RunConfig) -> RealData:
         resize = ev.test_resize or (legacy_test_resize(ev.image_size) if ev.protocol == "legacy" else ev.image_size)
         test_x, test_y = test_images(d.root, d.dataset, ev.image_size, resize, d.workers)
         train_x = None  # read from disk when needed: the latent cache, `random`, `full`
-        train_y = torch.tensor(ImageNetSubset(d.root, d.dataset, "train").targets, dtype=torch.int64)
+        train_y = torch.tensor(ImageNetSubset(d.root, d.dataset, "train", per_class=d.train_per_class).targets,
+                               dtype=torch.int64)
     else:
         train_x, train_y = load_real(d.dataset, "train", root=d.root, resolution=d.resolution, download=d.download)
         if d.train_per_class:
@@ -112,7 +113,8 @@ def latent_cache(cfg: RunConfig, data: RealData, root: Path, progress: bool = Tr
     d = cfg.data
     vae = load_vae(cfg.model.vae_encode).to(default_device())
     if d.dataset in SUBSETS:
-        dataset = ImageNetSubset(d.root, d.dataset, "train", transform=diffusion_transform(d.resolution, flip=False))
+        dataset = ImageNetSubset(d.root, d.dataset, "train", transform=diffusion_transform(d.resolution, flip=False),
+                                 per_class=d.train_per_class)
         images, labels = dataset, torch.tensor(dataset.targets)
     else:
         images, labels = data.train_x, data.train_y
@@ -196,9 +198,9 @@ def real_set(cfg: RunConfig, data: RealData, method: str, ipc: int, seed: int):
     if data.train_x is not None:
         return real_baseline(method, data.train_x, data.train_y, ipc, seed)
     if method == "random":
-        return loaders.random_baseline(d.root, d.dataset, d.resolution, ipc, seed, d.workers)
+        return loaders.random_baseline(d.root, d.dataset, d.resolution, ipc, seed, d.workers, d.train_per_class)
     if method == "full":
-        stream = loaders.StreamedSet(d.root, d.dataset, d.resolution, d.workers)
+        stream = loaders.StreamedSet(d.root, d.dataset, d.resolution, d.workers, d.train_per_class)
         return stream, stream.labels
     raise ValueError(f"unknown real baseline {method!r}: choose 'random' or 'full'")
 

@@ -217,7 +217,7 @@ def finetune(cfg: RunConfig, cache: LatentCache, class_index: list[int], out_dir
     torch.manual_seed(ft.seed)
     apply_model_switches(cfg.model)
     model = load_transformer(cfg.model.dit, numerics=cfg.model.dit_numerics)
-    select_trainable(model, ft.difffit)
+    select_trainable(model, ft.difffit, ft.bitfit)
     model.to(default_device()).train()
     forward = maybe_compile(model, cfg.model.compile)  # the same parameters: EMA and checkpoints use `model`
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -266,7 +266,7 @@ def load_finetuned(cfg: RunConfig, run_dir: str | Path | None):
         blob = read_checkpoint(path, keys=("config_id", "model", "ema"))
         if blob["config_id"] != _checkpoint_id(cfg):
             raise RunDirError(f"{path} was made with another config: sample with the run's own config.json")
-        select_trainable(model, cfg.finetune.difffit)
+        select_trainable(model, cfg.finetune.difffit, cfg.finetune.bitfit)
         params = dict(model.named_parameters())
         with torch.no_grad():
             for n, v in blob["ema"].items():

@@ -67,10 +67,10 @@ def test_images(root, dataset: str, image_size: int, resize: int, workers: int) 
     return read_images(ImageNetSubset(root, dataset, "val", transform=eval_transform(image_size, resize)), workers)
 
 
-def random_baseline(root, dataset: str, resolution: int, ipc: int, seed: int,
-                    workers: int) -> tuple[torch.Tensor, torch.Tensor]:
+def random_baseline(root, dataset: str, resolution: int, ipc: int, seed: int, workers: int,
+                    per_class: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """`random`: the same seeded draw of `ipc` files per class as `data.real_baseline`, read from disk."""
-    subset = ImageNetSubset(root, dataset, "train", transform=uint8_transform(resolution))
+    subset = ImageNetSubset(root, dataset, "train", transform=uint8_transform(resolution), per_class=per_class)
     targets = torch.tensor(subset.targets)
     index, _ = real_baseline("random", torch.arange(len(targets)), targets, ipc, seed)
     return read_images(subset, workers, index.tolist())
@@ -83,8 +83,8 @@ class StreamedSet:
     channel count, and the batches of an epoch in a given order (`batches`).
     """
 
-    def __init__(self, root, dataset: str, resolution: int, workers: int):
-        self.subset = ImageNetSubset(root, dataset, "train", transform=uint8_transform(resolution))
+    def __init__(self, root, dataset: str, resolution: int, workers: int, per_class: int | None = None):
+        self.subset = ImageNetSubset(root, dataset, "train", transform=uint8_transform(resolution), per_class=per_class)
         self.labels = torch.tensor(self.subset.targets, dtype=torch.int64)
         self.workers = workers
         self.channels = 3  # ImageNetSubset converts every image to RGB

@@ -174,7 +174,20 @@ def apply_difffit(model: DiTTransformer2DModel) -> list[str]:
     return names
 
 
-def select_trainable(model: DiTTransformer2DModel, difffit: bool) -> list[str]:
+def apply_bitfit(model: DiTTransformer2DModel) -> list[str]:
+    """BitFit (Ben Zaken et al. 2022), Minimax's `is_bitfit` option: train the biases only."""
+    names = []
+    for name, p in model.named_parameters():
+        p.requires_grad_(name.endswith("bias"))
+        if p.requires_grad:
+            names.append(name)
+    return names
+
+
+def select_trainable(model: DiTTransformer2DModel, difffit: bool, bitfit: bool = False) -> list[str]:
+    """The trainable parameters: BitFit's biases, DiffFit's selection, or (both off) every parameter."""
+    if bitfit:
+        return apply_bitfit(model)
     if difffit:
         return apply_difffit(model)
     model.requires_grad_(True)

@@ -112,3 +112,16 @@ def test_read_images_refuses_nothing_to_read(tree):
     subset = ImageNetSubset(tree, "imagewoof", "val", uint8_transform(16))
     with pytest.raises(ValueError, match="no images"):
         read_images(subset, 0, [])
+
+
+def test_fine_tuning_on_the_first_images_per_class(tree, models):
+    # Minimax's --finetune-ipc: the first N files of each class, in file-name order, for every use of the train set
+    cfg = tiny_imagenet_cfg(tree, models, **{"data.train_per_class": 1})
+    data = load_data(cfg)
+    assert data.train_y.tolist() == list(range(10))
+    from ddgd.experiment import latent_cache
+
+    assert len(latent_cache(cfg, data, None, progress=False)) == 10
+    stream, _ = real_set(cfg, data, "full", 1, seed=0)
+    first = [p.name for p, _ in stream.subset.samples]
+    assert first == [sorted(p.name for p in (tree / "train" / w).iterdir())[0] for w in SUBSETS["imagewoof"]]

@@ -80,3 +80,12 @@ def test_drop_labels_rate():
     y = drop_labels(torch.zeros(10000, dtype=torch.long), 10, 0.1, g)
     assert set(y.unique().tolist()) == {0, 10}
     assert abs(float((y == 10).float().mean()) - 0.1) < 0.02
+
+
+def test_bitfit_trains_the_biases_only():
+    from ddgd.models import select_trainable
+
+    model = load_transformer("tiny")
+    names = select_trainable(model, difffit=True, bitfit=True)  # BitFit takes precedence
+    assert names and all(n.endswith("bias") for n in names)
+    assert all(p.requires_grad == n.endswith("bias") for n, p in model.named_parameters())
