@@ -90,6 +90,10 @@ def cmd_evaluate(args) -> None:
     cfg = _config(args)
     csv = Path(args.csv or _out(args, cfg) / "results.csv")
     if args.folder:  # any ImageFolder of distilled images, e.g. another method's output
+        if (Path(args.folder) / "manifest.json").is_file():
+            from ddgd.sample import verify_image_folder
+
+            verify_image_folder(args.folder)  # a pool this package wrote: refuse it when tampered with
         data = load_data(cfg)
         images, labels = load_image_folder(args.folder, data.names)
         for seed in cfg.eval.seeds:
@@ -102,6 +106,17 @@ def cmd_evaluate(args) -> None:
         return
     run_experiment(with_seed(cfg, args.seed), (args.method,), _out(args, cfg), csv, progress=not args.quiet)
     print(f"results appended to {csv}")
+
+
+def cmd_verify(args) -> None:
+    from ddgd.sample import verify_image_folder
+
+    for path in args.path:
+        folder = Path(path)
+        pool = folder / "samples" if (folder / "samples" / "manifest.json").is_file() else folder
+        manifest = verify_image_folder(pool)
+        print(f"{pool}: {len(manifest['files'])} images in {len(manifest['counts'])} classes match their "
+              f"manifest (sample hash {manifest.get('sample_hash', 'unknown')})")
 
 
 def cmd_run(args) -> None:
@@ -174,6 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", default=None, help="results CSV (default: <out>/results.csv)")
     p.set_defaults(fn=cmd_evaluate)
 
+    p = sub.add_parser("verify", help="check a sample pool (or a run folder's pool) against its manifest",
+                       description="Check every image of a sample pool against the SHA-256 and the counts of its "
+                                   "manifest.json; exits non-zero, naming the files, when any differ.")
+    p.add_argument("path", nargs="+", help="a sample pool folder, or a run folder holding samples/")
+    p.set_defaults(fn=cmd_verify)
     p = sub.add_parser("run", help="distill, sample and evaluate several methods and seeds (resumable)")
     _add_config_args(p)
     p.add_argument("--methods", default="dit,finetune,minimax,ddgd,random,full",

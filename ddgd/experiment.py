@@ -33,7 +33,7 @@ from ddgd.finetune import default_device, finetune, load_finetuned
 from ddgd.latents import LatentCache, cached_latents
 from ddgd.models import load_vae
 from ddgd.report import git_commit, provenance
-from ddgd.sample import generate, ipc_subset, write_image_folder
+from ddgd.sample import generate, ipc_subset, verify_image_folder, write_image_folder
 
 GENERATIVE = ("dit", "finetune", "minimax", "ddgd")
 
@@ -143,7 +143,7 @@ def sample_pool(cfg: RunConfig, out: Path, data: RealData, progress: bool = True
     """The pool of `sample.pool` images per class, generated once and read back afterwards."""
     folder = out / "samples"
     if (folder / "manifest.json").is_file():
-        made_with = json.loads((folder / "manifest.json").read_text()).get("sample_hash")
+        made_with = verify_image_folder(folder).get("sample_hash")  # refuses a tampered pool, naming its files
         if made_with != config_hash(cfg, "model", "data", "finetune", "sample"):
             raise FileExistsError(f"{folder} was sampled with other settings: delete it to sample again, or "
                                   "use another experiment folder")

@@ -214,7 +214,7 @@ class MemoryBank:
 
 
 class ClassMemories:
-    """M_real and M_gen for every class, created on first sight of a class (SPEC section 3)."""
+    """M_real and M_gen for every class, created on first sight of a class."""
 
     def __init__(self, n_real: int, n_gen: int, rule: str):
         self.n_real, self.n_gen, self.rule = n_real, n_gen, rule

@@ -136,6 +136,43 @@ def write_image_folder(images: torch.Tensor, labels: torch.Tensor, class_names: 
     return out
 
 
+class PoolError(ValueError):
+    """A sample pool whose files do not match its manifest; the message names the files and the fix."""
+
+
+def verify_image_folder(folder: str | Path) -> dict:
+    """Check an exported pool against its manifest.json; returns the manifest, or raises `PoolError`.
+
+    Every PNG listed must exist with the SHA-256 the manifest records, no other PNG may be there,
+    and the per-class counts must add up: a deleted, swapped or edited image, or an edited hash,
+    is caught before any training on the pool.
+    """
+    folder = Path(folder)
+    path = folder / "manifest.json"
+    fix = f"delete {folder} to sample it again (ddgd sample), or restore it from where it came"
+    try:
+        manifest = json.loads(path.read_text())
+        files, counts = manifest["files"], manifest["counts"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise PoolError(f"{path} is missing or not a pool manifest ({type(err).__name__}): {fix}") from None
+    present = {str(p.relative_to(folder)) for p in folder.glob("*/*.png")}
+    missing = sorted(set(files) - present)
+    extra = sorted(present - set(files))
+    changed = sorted(rel for rel in set(files) & present
+                     if hashlib.sha256((folder / rel).read_bytes()).hexdigest() != files[rel])
+    per_class: dict[str, int] = {}
+    for rel in files:
+        per_class[rel.split("/")[0]] = per_class.get(rel.split("/")[0], 0) + 1
+    problems = [f"{label}: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}"
+                for label, names in (("missing", missing), ("not in the manifest", extra),
+                                     ("changed since sampling", changed)) if names]
+    if per_class != counts:
+        problems.append(f"the manifest's counts {counts} do not match its file list {per_class}")
+    if problems:
+        raise PoolError(f"the sample pool {folder} does not match its manifest ({'; '.join(problems)}): {fix}")
+    return manifest
+
+
 def ipc_subset(images: torch.Tensor, labels: torch.Tensor, ipc: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The first `ipc` images of every class of a class-major pool (IPC k is a prefix of the pool)."""
     keep = torch.cat([torch.nonzero(labels == c).squeeze(1)[:ipc] for c in labels.unique(sorted=True)])

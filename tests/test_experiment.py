@@ -66,8 +66,33 @@ def test_cli_commands_and_clear_errors(tmp_path, capsys):
     assert "lifo" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", ["distill", "sample", "evaluate", "run", "pretrain", "report", "reproduce"])
+@pytest.mark.parametrize("command", ["distill", "sample", "evaluate", "verify", "run", "pretrain", "report", "reproduce"])
 def test_help_describes_options(command, capsys):
     with pytest.raises(SystemExit):
         main([command, "--help"])
     assert "usage: ddgd" in capsys.readouterr().out
+
+
+def test_a_tampered_pool_is_refused_before_any_training(tmp_path, capsys):
+    # Delete, swap or edit an image of a finished pool, or its hash in the manifest: `ddgd verify` and
+    # every reader of the pool name the files, and no row is written.
+    out = str(tmp_path / "exp")
+    csv = tmp_path / "r.csv"
+    assert main(["sample", "--preset", "digits-tiny", "--method", "dit", "--out", out, "--quiet"]) == 0
+    pool = tmp_path / "exp" / "dit" / "seed0" / "samples"
+    assert main(["verify", str(pool.parent)]) == 0 and "match their manifest" in capsys.readouterr().out
+    first, second = sorted(pool.glob("*/*.png"))[:2]
+    original = first.read_bytes()
+    first.write_bytes(second.read_bytes())  # a swapped image
+    assert main(["verify", str(pool)]) == 2
+    assert f"changed since sampling: {first.parent.name}/{first.name}" in capsys.readouterr().err
+    argv = ["evaluate", "--preset", "digits-tiny", "--method", "dit", "--out", out, "--csv", str(csv), "--quiet"]
+    assert main(argv) == 2 and not csv.exists()
+    assert "does not match its manifest" in capsys.readouterr().err
+    first.write_bytes(original)
+    manifest = json.loads((pool / "manifest.json").read_text())
+    manifest["files"][f"{first.parent.name}/{first.name}"] = "0" * 64  # an edited hash
+    (pool / "manifest.json").write_text(json.dumps(manifest))
+    assert main(["verify", str(pool)]) == 2
+    first.unlink()
+    assert main(["verify", str(pool)]) == 2 and "missing" in capsys.readouterr().err

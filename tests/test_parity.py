@@ -93,7 +93,7 @@ REFERENCES = {"convnet-3": ref_convnet, "convnet-6": ref_convnet, "resnetap-10":
 @pytest.mark.parametrize("name", list(REFERENCES))
 @pytest.mark.parametrize("size", [32, 96, 224])
 @pytest.mark.parametrize("channels", [1, 3])
-def test_identical_weights_give_the_reference_logits(name, size, channels):
+def test_logits_match_reference(name, size, channels):
     if name == "convnet-6" and size < 64:
         pytest.skip("convnet-6 needs 64 px")
     torch.manual_seed(0)
@@ -118,11 +118,11 @@ def test_the_legacy_resnetap_block_computes_something_else():
     ("resnet-18", 32, "legacy", 11_181_642),
     ("convnet-6", 224, "reference", 754_570), ("convnet-3", 32, "reference", 320_010),
 ])
-def test_parameter_counts_at_every_size(name, size, style, expected):
+def test_parameter_counts(name, size, style, expected):
     assert count_parameters(build(name, 10, 3, size, style)) == expected
 
 
-def test_one_channel_convnet_pads_its_first_layer_by_three():
+def test_one_channel_convnet():
     # 32 px, padding 3: 32 + 6 - 2 = 36 -> 18 -> (18) 9 -> (9) 4: classifier 128 * 4 * 4 -> 10
     net = build("convnet-3", 10, 1, 32)
     assert net.features[0].padding == (3, 3) and net.classifier.in_features == 128 * 16
@@ -130,7 +130,7 @@ def test_one_channel_convnet_pads_its_first_layer_by_three():
     assert build("convnet-3", 10, 1, 28).classifier.in_features == 128 * 16  # 28 px maps as 32 px (IDC)
 
 
-def test_resnetap_convolutions_follow_idc_initialisation():
+def test_idc_initialisation():
     torch.manual_seed(0)
     net = build("resnetap-10", 10, 3, 224)
     w = net.layers[0].conv1.weight  # 64 -> 64, 3x3: std sqrt(2 / (9 * 64)) = 0.0589
@@ -140,7 +140,7 @@ def test_resnetap_convolutions_follow_idc_initialisation():
 
 
 # ---------------------------------------------------------------------------------- transforms
-def test_test_transform_sees_the_whole_short_side_as_minimax_does():
+def test_test_transform():
     # A 500x375 image with 12-px red bands at the top and bottom: Resize(224) -> CenterCrop(224)
     # keeps the whole height (both bands); the 256 -> 224 variant cuts 16 of 256 px (23 of 375 original
     # pixels) off each end, so neither band survives.
@@ -155,7 +155,7 @@ def test_test_transform_sees_the_whole_short_side_as_minimax_does():
     assert cropped[0, 0, 112] < 60 and cropped[0, -1, 112] < 60
 
 
-def test_evaluation_schedule_tests_every_hundredth_of_training():
+def test_test_schedule():
     assert evaluation_epochs(2000, 100) == list(range(20, 2001, 20))  # Minimax: epoch % (E // 100) == 0
     assert len(evaluation_epochs(3000, 100)) == len(evaluation_epochs(300, 100)) == 100
     assert evaluation_epochs(150, 100) == list(range(1, 151))  # E // 100 = 1: every epoch
@@ -172,7 +172,7 @@ def _idc_jitter(img, alphas, order):
     return img
 
 
-def test_colour_jitter_is_idcs_per_image_and_unclamped():
+def test_idc_colour_jitter():
     b, s = 16, 0.4
     x = torch.rand(b, 3, 6, 6)
     g = torch.Generator().manual_seed(3)
@@ -186,7 +186,7 @@ def test_colour_jitter_is_idcs_per_image_and_unclamped():
     assert len({tuple(o) for o in orders.tolist()}) > 1  # orders really differ between images
 
 
-def test_reference_colour_operations_do_not_clamp():
+def test_no_clamping():
     bright = torch.full((64, 3, 4, 4), 0.95)
     assert colour_jitter(bright, 0.4, torch.Generator().manual_seed(0)).max() > 1.0
     assert colour_jitter(bright, 0.4, torch.Generator().manual_seed(0), style="legacy").max() <= 1.0
@@ -203,7 +203,7 @@ def dit_timestep_embedding(t, dim=256, max_period=10000):
     return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
 
 
-def test_original_numerics_restore_dits_timestep_embedding_and_layernorm():
+def test_dit_numerics():
     t = torch.tensor([0, 1, 17, 500, 999])
     fixed = load_transformer("tiny", numerics="original")
     plain = load_transformer("tiny")
@@ -226,7 +226,7 @@ def dit_space_timesteps(num_timesteps, count):
     return set(taken)
 
 
-def test_respacing_matches_dits_rule_at_every_step_count():
+def test_respacing():
     for steps in range(1, 1001):
         assert set(space_timesteps(1000, steps)) == dit_space_timesteps(1000, steps), steps
     # the rule that rounds i * stride instead picks another step at 21 steps:
