@@ -18,6 +18,7 @@ import pandas as pd
 
 from ddgd.provenance import git_commit, hardware, provenance, provenance_line  # noqa: F401
 from ddgd.references import KIP, MINIMAX, MINIMAX_QUOTED, NOTES, REFERENCES  # noqa: F401 (re-exported)
+from ddgd.results import read_checked
 
 # The order in which methods appear in a table; unknown methods follow, alphabetically.
 METHOD_ORDER = ("random", "dc", "dsa", "kip", "dit", "finetune", "minimax", "ddgd", "full")
@@ -41,6 +42,8 @@ def load_results(paths: str | Path | Iterable[str | Path], missing_ok: bool = Fa
         elif not missing_ok:
             raise FileNotFoundError(f"no results file {p}: run `ddgd evaluate` first or check the path")
     # config_hash as text: a hash of digits only would otherwise become a number and lose leading zeros
+    for f in files:
+        read_checked(f)  # a truncated or extended row is an error naming its line, not a padded row
     frames = [pd.read_csv(f, dtype={"config_hash": str}) for f in files if f.stat().st_size > 0]
     if not frames:
         return pd.DataFrame(columns=["method", "dataset", "ipc", "network", "seed", "best", "final"])

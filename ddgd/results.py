@@ -42,12 +42,51 @@ def result_row(method: str, dataset: str, ipc: int, network: str, seed: int, res
     return row
 
 
-def _read_rows(path: Path) -> tuple[list[str], list[dict]]:
+class ResultsError(ValueError):
+    """A malformed results CSV; the message names the file, the line and the fix."""
+
+
+NUMERIC_COLUMNS = {"ipc": int, "seed": int, "best": float, "final": float, "epochs": int}
+
+
+def check_rows(path: Path, header: list[str], lines: list[list[str]]) -> None:
+    """Refuse a row with more or fewer values than the header, or a key or accuracy that does not parse.
+
+    A truncated last row (an interrupted copy, a bad merge) would otherwise be read as a row padded
+    with blanks and counted in the tables; a row with an extra value would fail only when the next
+    row is appended, after that run's work.
+    """
+    fix = (f"restore {path} (e.g. `git checkout -- {path.name}` for a committed file) or delete that line; "
+           "nothing was run")
+    for number, values in enumerate(lines, start=2):  # line 1 is the header
+        if len(values) != len(header):
+            raise ResultsError(f"line {number} of {path} holds {len(values)} values for {len(header)} columns "
+                               f"(a truncated or extended row): {fix}")
+        row = dict(zip(header, values))
+        for column, kind in NUMERIC_COLUMNS.items():
+            if column in row:
+                try:
+                    kind(row[column])
+                except ValueError:
+                    raise ResultsError(f"line {number} of {path}: {column}={row[column]!r} is not a number: "
+                                       f"{fix}") from None
+
+
+def read_checked(path: str | Path) -> tuple[list[str], list[list[str]]]:
+    """Header and rows (lists of values) of a results CSV, each row checked (`check_rows`)."""
+    path = Path(path)
     if not path.exists() or path.stat().st_size == 0:
         return [], []
     with open(path, newline="") as fh:
-        reader = csv.DictReader(fh)
-        return list(reader.fieldnames or []), list(reader)
+        lines = [values for values in csv.reader(fh)]
+    header, rows = lines[0], [v for v in lines[1:] if v]  # blank lines carry nothing
+    check_rows(path, header, rows)
+    return header, rows
+
+
+def _read_rows(path: Path) -> tuple[list[str], list[dict]]:
+    header, rows = read_checked(path)
+    return header, [dict(zip(header, values)) for values in rows]
 
 
 @contextmanager

@@ -240,3 +240,25 @@ def test_headline_and_slug():
     assert headline(cells(), ["dit"], ipc=50) == "dit 60.0 %" and headline(cells(), []) == ""
     assert slug("both, self-adaptive, cumulative") == "both-self-adaptive-cumulative"
     assert slug("L_real only") == "l-real-only"
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda text: text[: text.rindex(",")], "holds .* values for .* columns"),  # a truncated last row
+    (lambda text: text.rstrip("\n") + ",extra\n", "holds .* values for .* columns"),  # an extra value
+    (lambda text: text.replace(",2,", ",two,", 1), "is not a number"),
+])
+def test_a_malformed_results_row_is_refused_with_its_line_before_any_work(tmp_path, damage, message):
+    from ddgd.experiment import run_experiment
+    from ddgd.config import resolve
+    from ddgd.results import ResultsError, append_result
+
+    csv = tmp_path / "r.csv"
+    for seed in (0, 1):
+        append_result(csv, {"method": "dit", "dataset": "digits", "ipc": 2, "network": "convnet-3", "seed": seed,
+                            "best": 50.0, "final": 40.0, "epochs": 2, "config_hash": "abc", "wall_s": 1.0})
+    csv.write_text(damage(csv.read_text()))
+    with pytest.raises(ResultsError, match=f"line 3 of .*{message}|line [23] of .*{message}"):
+        load_results(csv)
+    with pytest.raises(ResultsError, match="nothing was run"):
+        run_experiment(resolve("digits-tiny"), ("dit",), tmp_path / "runs", csv, progress=False)
+    assert not (tmp_path / "runs").exists()  # refused before any work
