@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -255,6 +256,20 @@ def validate(cfg: RunConfig) -> RunConfig:
             raise ConfigError(f"finetune.{name}={getattr(ft, name)} must be a positive integer")
     if not 0.0 <= ft.ema_decay < 1.0:
         raise ConfigError(f"finetune.ema_decay={ft.ema_decay} must lie in [0, 1)")
+    for key, value in (("finetune.lambda_r", ft.lambda_r), ("finetune.lambda_g", ft.lambda_g),
+                       ("finetune.lr", ft.lr), ("eval.lr", ev.lr)):
+        if not math.isfinite(value) or value < 0:
+            raise ConfigError(f"{key}={value} must be a finite number >= 0 (the paper: lambda_r 0.002, lambda_g 0.008)")
+    if not math.isfinite(sm.guidance) or sm.guidance <= 0:
+        raise ConfigError(f"sample.guidance={sm.guidance} must be a finite number > 0 (1 disables guidance; paper: 4)")
+    if ft.checkpoint_every <= 0:
+        raise ConfigError(f"finetune.checkpoint_every={ft.checkpoint_every} must be a positive number of steps")
+    for key, value in (("eval.epochs", ev.epochs), ("eval.full_epochs", ev.full_epochs)):
+        if value is not None and value <= 0:
+            raise ConfigError(f"{key}={value} must be a positive integer (None: the protocol's epochs)")
+    for key, value in (("eval.ipcs", ev.ipcs), ("eval.networks", ev.networks), ("eval.seeds", ev.seeds)):
+        if not value:
+            raise ConfigError(f"{key} is empty: give at least one value, e.g. -o {key}={getattr(EvalConfig(), key[5:])[0]}")
     if sm.pool <= 0 or sm.steps <= 0 or sm.batch_size <= 0:
         raise ConfigError("sample.pool, sample.steps and sample.batch_size must be positive integers")
     for ipc in ev.ipcs:

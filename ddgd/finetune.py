@@ -70,6 +70,9 @@ def batch_indices(n: int, batch_size: int, step: int, seed: int) -> torch.Tensor
 
 def total_steps(n: int, cfg: RunConfig) -> int:
     ft = cfg.finetune
+    if n < ft.batch_size:  # no full batch: the run would end after 0 steps and look finished
+        raise ValueError(f"{n} real images are fewer than one batch of {ft.batch_size}: lower finetune.batch_size "
+                         f"to at most {n}")
     return min(ft.max_steps, ft.epochs * (n // ft.batch_size))
 
 
@@ -210,6 +213,7 @@ def finetune(cfg: RunConfig, cache: LatentCache, class_index: list[int], out_dir
     (a checkpoint is written), to test resumption.
     """
     out = Path(out_dir)
+    steps = total_steps(len(cache), cfg)  # refuses a training set smaller than a batch, before anything is written
     prepare_run_dir(out, cfg)
     if is_done(out):
         return out
@@ -234,7 +238,6 @@ def finetune(cfg: RunConfig, cache: LatentCache, class_index: list[int], out_dir
         load_checkpoint(ckpt, model, state, cfg)
     schedule = Schedule.linear(cfg.model.num_timesteps, cfg.model.beta_start, cfg.model.beta_end)
     index = torch.as_tensor(class_index)
-    steps = total_steps(len(cache), cfg)
     start, t0 = state.step, time.time()
     bar = tqdm(total=steps, initial=start, desc=f"fine-tune {ft.method}", disable=not progress)
     while state.step < steps:

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from ddgd.config import PROJECT_ROOT, config_hash, resolve, shown_path
+from ddgd.config import PROJECT_ROOT, ConfigError, config_hash, resolve, shown_path
 from ddgd.experiment import run_config
 
 
@@ -53,3 +53,27 @@ def test_preset_differences_lists_only_what_differs():
     assert diff["finetune.max_steps"] == [1000, 200] and diff["eval.ipcs"] == [(1, 10, 50), (10,)]
     assert "finetune.lambda_r" not in diff and "data.dataset" not in diff  # the same in both
     assert preset_differences("imagewoof", "imagewoof") == {}
+
+
+@pytest.mark.parametrize("key, value, named", [
+    ("sample.guidance", "nan", "sample.guidance"), ("sample.guidance", "0", "sample.guidance"),
+    ("finetune.lambda_r", "-0.1", "finetune.lambda_r"), ("finetune.lambda_g", "nan", "finetune.lambda_g"),
+    ("finetune.checkpoint_every", "0", "checkpoint_every"), ("eval.epochs", "0", "eval.epochs"),
+    ("eval.ipcs", "[]", "eval.ipcs is empty"), ("eval.networks", "[]", "eval.networks is empty"),
+    ("eval.seeds", "[]", "eval.seeds is empty"),
+])
+def test_values_that_make_a_run_meaningless_are_refused(key, value, named):
+    with pytest.raises(ConfigError, match=named):
+        resolve("digits-tiny", [f"{key}={value}"])
+
+
+def test_a_training_set_smaller_than_a_batch_is_refused_before_anything_is_written(tmp_path):
+    import torch
+
+    from ddgd.finetune import finetune
+    from ddgd.latents import LatentCache
+
+    cache = LatentCache(torch.zeros(3, 2, 4, 4, 4).half(), torch.ones(3, 2, 4, 4, 4).half(), torch.arange(3))
+    with pytest.raises(ValueError, match="fewer than one batch of 8"):
+        finetune(resolve("digits-tiny"), cache, list(range(10)), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
