@@ -212,6 +212,24 @@ def _ipcs(cfg: RunConfig, method: str, data: RealData) -> list[int]:
     return list(cfg.eval.ipcs)
 
 
+def _key(cfg: RunConfig, method: str, seed: int, cell: tuple[int, str], cell_cfg: RunConfig) -> tuple:
+    ipc, net = cell
+    return run_key(method, cfg.data.dataset, ipc, net, seed, config_hash(cell_cfg))
+
+
+def _run_cell(cfg, run_cfg, cells_cfg, method, seed, todo, root, data, csv, progress, variant) -> None:
+    """Distill and sample (generative methods), then evaluate every (IPC, network) of `todo`."""
+    if method in GENERATIVE:
+        out = distill(run_cfg, root, data, progress)
+        pool_x, pool_y = sample_pool(run_cfg, out, data, progress)
+    for ipc, net in todo:
+        if method in GENERATIVE:
+            x, y = ipc_subset(pool_x, pool_y, ipc)
+        else:
+            x, y = real_set(cfg, data, method, ipc, seed)
+        evaluate_set(cells_cfg[ipc, net], x, y, data, method, ipc, net, seed, csv, progress, variant)
+
+
 def run_experiment(cfg: RunConfig, methods: tuple[str, ...], root: str | Path, csv: str | Path,
                    progress: bool = True, variant: str = "") -> Path:
     """Every method x seed x IPC x network of `cfg`, skipping rows the CSV already holds."""
@@ -226,19 +244,15 @@ def run_experiment(cfg: RunConfig, methods: tuple[str, ...], root: str | Path, c
                      for ipc in _ipcs(cfg, method, data) for net in cfg.eval.networks}
         for cell_cfg in cells_cfg.values():
             record_config(csv, cell_cfg)
-        todo = [(ipc, net) for (ipc, net), cell_cfg in cells_cfg.items()
-                if run_key(method, cfg.data.dataset, ipc, net, seed, config_hash(cell_cfg)) not in done]
-        if not todo:
+        if all(_key(cfg, method, seed, k, c) in done for k, c in cells_cfg.items()):
             continue
-        if method in GENERATIVE:
-            out = distill(run_cfg, root, data, progress)
-            pool_x, pool_y = sample_pool(run_cfg, out, data, progress)
-        for ipc, net in todo:
-            if method in GENERATIVE:
-                x, y = ipc_subset(pool_x, pool_y, ipc)
-            else:
-                x, y = real_set(cfg, data, method, ipc, seed)
-            evaluate_set(cells_cfg[ipc, net], x, y, data, method, ipc, net, seed, csv, progress, variant)
+        # One process at a time per method and seed: a second one on the same folder waits, then finds
+        # the fine-tuning, the pool and the rows the first one wrote (no duplicate row, no clash).
+        with locked(root / method / f"seed{seed}"):
+            done_now = completed_runs(csv)
+            todo = [k for k, c in cells_cfg.items() if _key(cfg, method, seed, k, c) not in done_now]
+            if todo:
+                _run_cell(cfg, run_cfg, cells_cfg, method, seed, todo, root, data, csv, progress, variant)
     return csv
 
 

@@ -118,6 +118,8 @@ def append_result(csv_path: str | Path, row: dict) -> Path:
 
 
 def _append(path: Path, row: dict) -> Path:
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a writer killed mid-write: we hold the lock
+        stale.unlink(missing_ok=True)
     header, rows = _read_rows(path)
     if not header:
         header = [c for c in RESULT_COLUMNS if c in row]

@@ -96,3 +96,37 @@ def test_a_tampered_pool_is_refused_before_any_training(tmp_path, capsys):
     assert main(["verify", str(pool)]) == 2
     first.unlink()
     assert main(["verify", str(pool)]) == 2 and "missing" in capsys.readouterr().err
+
+
+def test_two_runs_of_one_seed_on_one_folder_take_turns(tmp_path):
+    # Two writers on the same experiment folder and CSV (threads here; the lock is a POSIX file lock,
+    # so processes behave alike): both finish, and every run's row is there exactly once.
+    import threading
+
+    cfg = resolve("digits-tiny")
+    errors = []
+
+    def go():
+        try:
+            run_experiment(cfg, ("dit", "ddgd"), tmp_path / "runs", tmp_path / "r.csv", progress=False)
+        except Exception as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=go) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    df = pd.read_csv(tmp_path / "r.csv")
+    assert sorted(df.method) == ["ddgd", "dit"]  # one row each, no duplicate
+
+
+def test_a_stale_temporary_of_the_results_file_is_removed(tmp_path):
+    from ddgd.results import append_result
+
+    stale = tmp_path / ".r.csv.abc123.tmp"
+    stale.write_text("half a file")
+    append_result(tmp_path / "r.csv", {"method": "dit", "dataset": "digits", "ipc": 2, "network": "convnet-3",
+                                       "seed": 0, "best": 1.0, "final": 1.0, "epochs": 1, "config_hash": "x"})
+    assert not stale.exists()
