@@ -221,10 +221,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)  # --help ends here, before torch and diffusers are imported
     from ddgd.finetune import RunDirError
     from ddgd.reproduce import NotebookFailed
 
-    args = build_parser().parse_args(argv)
     try:
         args.fn(args)
     except (ConfigError, FileNotFoundError, FileExistsError, ValueError, RunDirError, NotebookFailed) as err:
