@@ -39,12 +39,17 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
 def _config(args) -> RunConfig:
     cfg = resolve(args.preset, args.override)
     if args.root:
+        if cfg.data.dataset == "digits":
+            raise ConfigError("--root has no effect on sklearn's digits, which ship with scikit-learn: drop it")
         cfg = replace(cfg, data=replace(cfg.data, root=args.root))
     return cfg
 
 
 def _out(args, cfg: RunConfig) -> Path:
-    return Path(args.out or Path("runs") / cfg.name)
+    out = Path(args.out or Path("runs") / cfg.name)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file: name a folder for the experiment (it is created if missing)")
+    return out
 
 
 def cmd_pretrain(args) -> None:

@@ -85,6 +85,7 @@ class LatentCache:
         os.close(fd)
         try:
             torch.save({"mean": self.mean, "std": self.std, "labels": self.labels, "meta": meta}, tmp)
+            os.chmod(tmp, 0o644)  # mkstemp makes the file private; a shared cache is for every user of the machine
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -130,3 +130,22 @@ def test_a_stale_temporary_of_the_results_file_is_removed(tmp_path):
     append_result(tmp_path / "r.csv", {"method": "dit", "dataset": "digits", "ipc": 2, "network": "convnet-3",
                                        "seed": 0, "best": 1.0, "final": 1.0, "epochs": 1, "config_hash": "x"})
     assert not stale.exists()
+
+
+def test_cli_refuses_an_ignored_root_and_an_out_that_is_a_file(tmp_path, capsys):
+    assert main(["distill", "--preset", "digits-tiny", "--root", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
+    assert "--root has no effect" in capsys.readouterr().err
+    afile = tmp_path / "a-file"
+    afile.write_text("")
+    assert main(["distill", "--preset", "digits-tiny", "--out", str(afile)]) == 2
+    assert "is a file" in capsys.readouterr().err
+
+
+def test_the_latent_cache_is_readable_by_everyone(tmp_path):
+    import torch
+
+    from ddgd.latents import LatentCache
+
+    path = tmp_path / "cache.pt"
+    LatentCache(torch.zeros(1, 2, 1, 1, 1), torch.ones(1, 2, 1, 1, 1), torch.zeros(1)).save(path, {"k": 1})
+    assert path.stat().st_mode & 0o777 == 0o644
