@@ -18,16 +18,18 @@ and the TFLOP/s reached. Under ten minutes on an H100-class GPU; nothing is asse
 from __future__ import annotations
 
 import argparse
-import csv
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
-from ddgd import costs
-from ddgd.accel import autocast, maybe_compile, set_tf32
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import write_rows  # noqa: E402
+
+from ddgd import costs  # noqa: E402
+from ddgd.accel import autocast, bf16_units, maybe_compile, set_tf32
 from ddgd.config import resolve
 from ddgd.diffusion import Schedule
 from ddgd.evaluate import train_step
@@ -35,6 +37,7 @@ from ddgd.finetune import State, training_step
 from ddgd.latents import LatentCache
 from ddgd.memory import ClassMemories
 from ddgd.models import EMA, select_trainable, tie_embedders
+from ddgd.networks import build
 from ddgd.provenance import provenance
 from ddgd.sample import sample_latents
 
@@ -63,12 +66,6 @@ def timed(fn, device: torch.device, iters: int, warmup: int) -> tuple[float, flo
         torch.cuda.synchronize(device)
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
     return (time.perf_counter() - t0) / iters, peak
-
-
-def flops_of(fn) -> float:
-    with FlopCounterMode(display=False) as counter:
-        fn()
-    return float(counter.get_total_flops())
 
 
 def dit(depth: int, device: torch.device):
@@ -133,10 +130,7 @@ def bench_sampling(args, device) -> list[dict]:
                 vae.decode(z)
 
         seconds, peak = timed(decode, device, 1, 1)
-        with torch.device("meta"):
-            meta_vae = AutoencoderKL(**{**costs.SD_VAE, "sample_size": args.vae_px})
-        with torch.no_grad():
-            flops = flops_of(lambda: meta_vae.decode(torch.randn(len(z), *z.shape[1:], device="meta")))
+        flops = costs.vae_flops(args.vae_px, len(z))["vae_decode_image"]
         rows.append(row("vae_decode", "sd-vae", name, len(z), seconds, peak, flops))
     return rows
 
@@ -150,8 +144,6 @@ def bench_networks(args, device) -> list[dict]:
             set_tf32(sw["tf32"])
             ev = replace(resolve("imagewoof").eval, image_size=args.net_px, precision=sw["precision"],
                          channels_last=sw.get("channels_last", False))
-            from ddgd.networks import build
-
             model = build(net, 10, 3, args.net_px).to(device)
             if ev.channels_last:
                 model = model.to(memory_format=torch.channels_last)
@@ -193,18 +185,10 @@ def main() -> None:
     device = torch.device(args.device)
     prov = provenance()
     rows = bench_finetune(args, device) + bench_sampling(args, device) + bench_networks(args, device)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        cols = list(rows[0]) + ["device", "smoke", "torch", "commit", "hardware"]
-        writer = csv.DictWriter(f, fieldnames=cols)
-        writer.writeheader()
-        name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-        for r in rows:
-            writer.writerow({**r, "device": name, "smoke": args.smoke, "torch": prov["torch"],
-                             "commit": prov["commit"], "hardware": prov["hardware"]})
-    tmp.replace(out)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    units = ",".join(k for k, v in bf16_units().items() if v) or "none"  # the bf16 hardware found
+    out = write_rows(args.out, [{**r, "device": name, "bf16_units": units, "smoke": args.smoke, "torch": prov["torch"],
+                                 "commit": prov["commit"], "hardware": prov["hardware"]} for r in rows])
     for r in rows:
         print(f"{r['stage']:16s} {r['model']:12s} {r['switch']:20s} {r['seconds'] * 1e3:9.1f} ms  "
               f"{r['images_per_s']:9.1f} img/s  {r['tflops_per_s']:7.2f} TFLOP/s  {r['peak_gib']:6.2f} GiB")

@@ -45,7 +45,8 @@ UTILISATION = 0.3
 REAL_PER_CLASS = 1300  # ImageNet-1k train images per class (about); the test set has 50 per class
 
 
-def _count(fn) -> float:
+def count_flops(fn) -> float:
+    """FLOPs that calling `fn` executes (FlopCounterMode; meta tensors cost nothing to run)."""
     with FlopCounterMode(display=False) as counter:
         fn()
     return float(counter.get_total_flops())
@@ -71,18 +72,18 @@ def dit_flops(batch: int, steps: int, difffit: bool = True) -> dict[str, float]:
         with torch.no_grad():
             model(z[:2], timestep=t[:2], class_labels=t[:2])
 
-    return {"finetune_step": _count(step), "sample_image": steps * _count(guided)}
+    return {"finetune_step": count_flops(step), "sample_image": steps * count_flops(guided)}
 
 
-def vae_flops() -> dict[str, float]:
-    """FLOPs of one SD-VAE encode (both flip views, as the latent cache does) and one decode, 256 px."""
+def vae_flops(size: int = 256, decodes: int = 1) -> dict[str, float]:
+    """FLOPs of one SD-VAE encode (both flip views, as the latent cache does) and of `decodes` decodes."""
     from diffusers import AutoencoderKL
 
     with torch.device("meta"):
-        vae = AutoencoderKL(**SD_VAE)
-        x, z = torch.randn(2, 3, 256, 256), torch.randn(1, 4, 32, 32)
+        vae = AutoencoderKL(**{**SD_VAE, "sample_size": size})
+        x, z = torch.randn(2, 3, size, size), torch.randn(decodes, 4, size // 8, size // 8)
     with torch.no_grad():
-        return {"vae_encode_image": _count(lambda: vae.encode(x)), "vae_decode_image": _count(lambda: vae.decode(z))}
+        return {"vae_encode_image": count_flops(lambda: vae.encode(x)), "vae_decode_image": count_flops(lambda: vae.decode(z))}
 
 
 def network_flops(network: str, image_size: int, num_classes: int = 10) -> dict[str, float]:
@@ -90,9 +91,9 @@ def network_flops(network: str, image_size: int, num_classes: int = 10) -> dict[
     with torch.device("meta"):
         net = build(network, num_classes, 3, image_size)
         x = torch.randn(1, 3, image_size, image_size)
-    train = _count(lambda: net(x).sum().backward())
+    train = count_flops(lambda: net(x).sum().backward())
     with torch.no_grad():
-        test = _count(lambda: net(x))
+        test = count_flops(lambda: net(x))
     return {"train_image": train, "test_image": test}
 
 
