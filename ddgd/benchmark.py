@@ -1,4 +1,4 @@
-"""The embedded benchmark (issue 3): every method at several IPCs and networks, read from its result file.
+"""The embedded benchmark: every method at several IPCs and networks, read from its result file.
 
 The full CPU preset (`fashion-mnist`) writes one row per (method, IPC, network, seed) through
 `ddgd.experiment`, like every table of the book; this module adds what a table alone does not show:

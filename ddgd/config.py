@@ -2,7 +2,7 @@
 
 Each stage (model, data, fine-tuning, sampling, evaluation) has one frozen dataclass. A
 `RunConfig` bundles them; `PRESETS` names complete configurations: the three ImageNet subsets at
-paper scale (SPEC sections 4-5) and the CPU presets on Fashion-MNIST and sklearn's digits.
+paper scale (book page: The method) and the CPU presets on Fashion-MNIST and sklearn's digits.
 `resolve(preset, overrides)` applies ``section.field=value`` overrides and validates the result,
 so a bad value fails before any work starts. The resolved config is saved beside every artefact
 (`save_config`) and hashed into every result row (`config_hash`).
@@ -39,7 +39,7 @@ def shown_path(path: str | Path) -> str:
 
 
 METHODS = ("dit", "finetune", "minimax", "ddgd")
-# The one word that separates Minimax from DDGD: the memory update rule (SPEC section 3).
+# The one word that separates Minimax from DDGD: the memory update rule (book page: The method).
 METHOD_RULES = {"minimax": "fifo", "ddgd": "adaptive"}
 ACCUMULATE = ("once", "cumulative")
 PROTOCOLS = ("reference", "legacy")
@@ -51,7 +51,7 @@ class ModelConfig:
     """Where the pretrained latent diffusion model comes from (hub id, local folder or small config)."""
 
     dit: str = "facebook/DiT-XL-2-256"  # hub id or folder; a hub id reads the `transformer` subfolder
-    vae_encode: str = "stabilityai/sd-vae-ft-ema"  # SPEC 4: encoder choice does not matter for training
+    vae_encode: str = "stabilityai/sd-vae-ft-ema"  # the encoder choice does not matter for training
     vae_decode: str = "stabilityai/sd-vae-ft-mse"
     num_timesteps: int = 1000
     beta_start: float = 1e-4
@@ -82,7 +82,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class FinetuneConfig:
-    """Fine-tuning (SPEC sections 2-4). `method` picks the baseline or the memory rule."""
+    """Fine-tuning (book page: The method). `method` picks the baseline or the memory rule."""
 
     method: str = "ddgd"  # dit | finetune | minimax | ddgd
     memory_rule: str | None = None  # None: the method's rule (fifo for minimax, adaptive for ddgd)
@@ -124,7 +124,7 @@ class SampleConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """The hard-label protocol of IDC and Minimax (SPEC section 5)."""
+    """The hard-label protocol of IDC and Minimax (book page: Parity with the reference code)."""
 
     networks: tuple[str, ...] = ("convnet-6", "resnetap-10", "resnet-18")
     ipcs: tuple[int, ...] = (10, 20, 50)
@@ -133,7 +133,7 @@ class EvalConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     batch_size: int = 64
-    epochs: int | None = None  # None: by IPC (SPEC 5); an int overrides
+    epochs: int | None = None  # None: by IPC (book page: Parity with the reference code); an int overrides
     epoch_scale: float = 1.0  # CPU presets train for a fraction of the protocol's epochs
     min_epochs: int = 1
     evaluations: int = 100  # test-set evaluations, every E/100 epochs as in Minimax (best is over these)

@@ -1,6 +1,6 @@
 """Real data: the ImageNet subsets, Fashion-MNIST, sklearn's digits, and the real-image baselines.
 
-ImageNet subsets (SPEC section 4): the local label 0..9 of a class is its position in `SUBSETS`;
+ImageNet subsets (book page: The method): the local label 0..9 of a class is its position in `SUBSETS`;
 the label DiT is conditioned on is the ImageNet-1k index of its wnid, i.e. its position in the
 canonical sorted list of the 1000 wnids shipped with the package (`imagenet_wnids.txt`). The
 released code lists the train folder instead, which gives wrong indices when the folder holds only
@@ -131,7 +131,7 @@ def check_imagenet_root(root, dataset: str, splits: tuple[str, ...] = ("train", 
 
 
 class ImageNetSubset(Dataset):
-    """The files of one subset and split, labelled by the local class 0..9 (SPEC section 4).
+    """The files of one subset and split, labelled by the local class 0..9 (book page: The method).
 
     Only the subset's wnid folders are listed, in `SUBSETS` order, so other folders may be present
     or absent. Items are (transform(PIL RGB image), local label); `targets` holds all labels.
@@ -182,7 +182,7 @@ class ADMCrop:
 
 
 def diffusion_transform(size: int, flip: bool = True) -> transforms.Compose:
-    """Real image -> float [C, size, size] in [-1, 1]: ADM crop, random flip (SPEC section 1).
+    """Real image -> float [C, size, size] in [-1, 1]: ADM crop, random flip (book page: The method).
 
     `flip=False` for the latent cache, which encodes both flip views itself.
     """

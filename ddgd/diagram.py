@@ -3,19 +3,19 @@
 The paper's Figure 2 shows the distillation process: real images are encoded, noised and passed
 through the diffusion model (diffusion loss), the predicted latents are compared with a memory of
 real latents (L_real) and a memory of generated latents (L_gen), and both memories take the
-self-adaptive update (SPEC sections 1-3). `draw_pipeline` redraws it with matplotlib patches and
+self-adaptive update (book page: The method). `draw_pipeline` redraws it with matplotlib patches and
 arrows; every number on it (lambda_r, lambda_g, N_R, N_G, the memory rule, the sampler and the
 evaluation settings) is read from a `ddgd.config.RunConfig`, so the picture always shows the
 configuration it was drawn for.
 
 One deviation from the caption is drawn on purpose: the caption says the memories are updated
-"after each epoch"; the released code, and this package, update them after every step (SPEC
-section 3), so the update box says "after every step".
+"after each epoch"; the released code, and this package, update them after every step (book page:
+The method), so the update box says "after every step".
 
 Layout: coordinates are inches of a 12 x 5.5 inch figure (equal aspect), so box sizes are the
 sizes on the page. The memory area is a diamond: zhat on top, L_real and L_gen at the sides, the
 total loss below, the two memories and their update rule inside. The pipeline graph is not
-planar (SPEC's edges z0 -> M_real, zhat -> M_gen and the update linking both memories cannot all
+planar (the edges z0 -> M_real, zhat -> M_gen and the update linking both memories cannot all
 avoid the loss paths), so exactly one dashed "store" line crosses a solid arrow.
 """
 from __future__ import annotations
@@ -70,7 +70,7 @@ def _networks(names: tuple[str, ...]) -> str:
 
 
 def _update_text(rule: str | None, method: str) -> str:
-    """The update-rule box: the rule's definition (SPEC section 3), per step as in the code."""
+    """The update-rule box: the rule's definition (book page: The method), per step as in the code."""
     if rule is None:
         return f"no memories (method: {method})\nonly $\\mathcal{{L}}_{{\\mathrm{{diffusion}}}}$ is trained"
     if rule == "fifo":
@@ -96,11 +96,11 @@ def _boxes(cfg: RunConfig) -> dict[str, Box]:
         terms = f"   (memory terms off: method {ft.method})"
     elif ft.accumulate == "once":
         terms = "   (class terms averaged over the batch's classes)"
-    else:  # the released code's running sums (SPEC section 2)
+    else:  # the released code's running sums (book page: The method)
         terms = "   (class terms summed cumulatively, as the released code)"
     # box sizes were fitted at FONTSIZE; the tests check that every label stays inside its box
     b = {
-        # forward path of one fine-tuning step (SPEC section 1-2)
+        # forward path of one fine-tuning step (book page: The method)
         "x": Box(0.68, Y_FORWARD, 1.22, 0.78, f"real images $x$\nclass $c$, {cfg.data.resolution} px", "data"),
         "enc": Box(2.02, Y_FORWARD, 1.0, 0.78, "VAE\nencoder $E$", "model"),
         "z0": Box(3.28, Y_FORWARD, 1.16, 0.78, "latent\n$z_0=s\\,E(x)$", "data"),
@@ -122,7 +122,7 @@ def _boxes(cfg: RunConfig) -> dict[str, Box]:
                      "$\\mathcal{L}=\\mathcal{L}_{\\mathrm{diffusion}}+\\lambda_r\\,\\mathcal{L}_{\\mathrm{real}}"
                      "+\\lambda_g\\,\\mathcal{L}_{\\mathrm{gen}}$,   "
                      f"$\\lambda_r={_fmt(ft.lambda_r)}$,  $\\lambda_g={_fmt(ft.lambda_g)}${terms}", "loss"),
-        # sampling and evaluation, after fine-tuning (SPEC sections 1, 4, 5)
+        # sampling and evaluation, after fine-tuning (book page: The method)
         "ema": Box(1.55, Y_SAMPLE, 1.9, 0.72, f"EMA of DiT weights\ndecay {_fmt(ft.ema_decay)}", "sample"),
         "sampler": Box(3.95, Y_SAMPLE, 2.3, 0.72,
                        f"guided DDPM sampler\n{sm.steps} steps, scale {_fmt(sm.guidance)} ({guided} ch.)", "sample"),

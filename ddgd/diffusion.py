@@ -1,4 +1,4 @@
-"""The Gaussian diffusion process of DDPM / improved DDPM, as DiT uses it (SPEC section 2).
+"""The Gaussian diffusion process of DDPM / improved DDPM, as DiT uses it (book page: The method).
 
 A `Schedule` holds beta_t and the derived quantities for a (possibly respaced) set of timesteps.
 The forward process is z_t = sqrt(abar_t) z0 + sqrt(1 - abar_t) eps. The reverse step uses the

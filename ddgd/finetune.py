@@ -1,4 +1,4 @@
-"""Fine-tuning with the memory terms: the paper's Algorithm 1 (SPEC sections 2-4).
+"""Fine-tuning with the memory terms: the paper's Algorithm 1 (book page: The method).
 
     for each step:
         z0 ~ cached posterior of a batch of real images (random flip view)

@@ -1,4 +1,4 @@
-"""Measurements behind the walk-through notebooks of the book (SPEC sections 1-3, book/method.md).
+"""Measurements behind the walk-through notebooks of the book (book page: The method).
 
 The walk-throughs (latent encoding, memory initialisation, minimax losses, adaptive update, full
 run) stay thin: what they compute beyond calling the pipeline lives here, as small functions that
@@ -87,7 +87,7 @@ def encode_subset(cfg: RunConfig, data, classes: Sequence[int] | None = None, pr
 
 
 def fresh_latents(vae, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """z0 encoded afresh (SPEC 1): a random horizontal flip per image, then a posterior sample. [N, c, h, w]."""
+    """z0 encoded afresh (book page: The method): a random horizontal flip per image, then a posterior sample. [N, c, h, w]."""
     flip = torch.rand(len(x), generator=generator) < 0.5
     x = torch.where(flip[:, None, None, None], x.flip(-1), x)
     return encode(vae, x, generator)
@@ -116,7 +116,7 @@ def fill_history(stream: Sequence[torch.Tensor], n_real: int, n_gen: int) -> pd.
 
     Both memories of class c receive one item per batch item of c (after the step's terms); whatever
     the rule, a memory holds min(size, items seen). `counted` is True when c is in the batch and its
-    memories were non-empty before the step: a class seen for the first time adds no term (SPEC 2).
+    memories were non-empty before the step: a class seen for the first time adds no term (book page: The method).
     """
     classes = sorted(set(torch.cat(list(stream)).tolist()))
     seen = dict.fromkeys(classes, 0)

@@ -1,4 +1,4 @@
-"""VAE latents and the latent cache (SPEC section 1, step 1).
+"""VAE latents and the latent cache (book page: The method).
 
 A real image x in [-1, 1] is encoded as z0 = s * E(x), a sample from the VAE's posterior, with s the
 VAE's own scaling factor (0.18215 for the SD VAEs). Fine-tuning needs a fresh posterior sample and a

@@ -1,6 +1,6 @@
-"""The losses of DDGD (SPEC section 2): diffusion loss, VB term, and the two memory terms.
+"""The losses of DDGD (book page: The method): diffusion loss, VB term, and the two memory terms.
 
-Notation (paper and SPEC): z_t = sqrt(abar_t) z0 + sqrt(1 - abar_t) eps, eps_theta the model's
+Notation (the book's page The method): z_t = sqrt(abar_t) z0 + sqrt(1 - abar_t) eps, eps_theta the model's
 noise prediction, zhat the predicted clean latent, sigma(a, b) the cosine similarity of two
 latents flattened to vectors, M_real[c] and M_gen[c] the memories of class c.
 

@@ -1,4 +1,4 @@
-"""The latent diffusion model: a diffusers DiT and SD-style VAE, DiffFit selection, EMA (SPEC section 4).
+"""The latent diffusion model: a diffusers DiT and SD-style VAE, DiffFit selection, EMA (book page: The method).
 
 `load_transformer` and `load_vae` take a hub id (``facebook/DiT-XL-2-256`` reads its ``transformer``
 subfolder), a local folder written by ``save_pretrained``, or the name of a small config from

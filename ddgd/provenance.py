@@ -1,4 +1,4 @@
-"""Where a result comes from: the versions, commit and hardware of a run (SPEC section 5).
+"""Where a result comes from: the versions, commit and hardware of a run.
 
 `provenance()` is recorded with every result row (`ddgd.results.result_row`), every sample pool
 and the shipped model card; `provenance_line` turns the provenance columns of result rows back

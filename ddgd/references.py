@@ -1,4 +1,4 @@
-"""Published numbers that the book's tables stand beside our own (SPEC section 6).
+"""Published numbers that the book's tables stand beside our own (book page: Table 1).
 
 Top-1 accuracy in %, means of the published runs, hard labels. Each row names its `source`, and
 `NOTES` says per dataset what the numbers are (which methods, which protocol and resolution), so a

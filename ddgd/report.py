@@ -1,11 +1,11 @@
-"""Provenance of result rows and the tables of the book (SPEC sections 5-6).
+"""Provenance of result rows and the tables of the book (book pages: Parity, Table 1).
 
 `load_results` reads result CSVs (the rows of `ddgd.results.append_result`), `select_runs` keeps
 the rows that one configuration produced, `summary` reduces the repeated runs of each cell to mean,
 std (sample std, ddof 1) and n, and `table` lays them out as the paper does: one row per method,
 one column per (network, IPC), cells "mean ± std". `compare` and `describe_comparison` say, cell by
-cell, whether a method beats the others by more than the spread between seeds (issue 3, item 6).
-The published numbers of SPEC section 6 (`ddgd.references`) are shaped the same way by
+cell, whether a method beats the others by more than the spread between seeds.
+The published numbers (`ddgd.references`) are shaped the same way by
 `reference_table` and `references_markdown`, always labelled with where they come from.
 """
 from __future__ import annotations
@@ -168,7 +168,7 @@ def with_references(ours: pd.DataFrame, references: pd.DataFrame, label: str = "
 
 
 # ----------------------------------------------------------------------------------------------
-# Which rows belong to a configuration, and what they say (issue 3, item 6).
+# Which rows belong to a configuration, and what they say.
 
 COMPARE_COLUMNS = ("method", "other", "mean", "std", "n", "other_mean", "other_std", "other_n", "difference",
                    "spread", "verdict")

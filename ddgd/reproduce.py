@@ -6,7 +6,7 @@ shows. Named parameter sets live beside them::
 
     notebooks/params/<artefact>/cpu.yaml     the book's own defaults (may restate them or be empty)
     notebooks/params/<artefact>/smoke.yaml   seconds-long values used by the tests
-    notebooks/params/<artefact>/paper.yaml   paper scale (SPEC sections 4-5), meant for a GPU
+    notebooks/params/<artefact>/paper.yaml   paper scale (book page: The method), meant for a GPU
 
 `run` executes the notebook with a preset plus ``key=value`` overrides and writes the executed
 notebook, the parameters it ran with and the notebook's own result files into one folder::
@@ -40,7 +40,7 @@ KERNEL_NAME = "python3"
 
 # The one place that maps an artefact name to its notebook (paths relative to the repository).
 ARTEFACTS: dict[str, str] = {
-    # the paper's figures and tables (SPEC section 7)
+    # the paper's figures and tables
     "figure1": "notebooks/figure1.py",
     "figure2": "notebooks/figure2.py",
     "figure3": "notebooks/figure3.py",
@@ -48,7 +48,7 @@ ARTEFACTS: dict[str, str] = {
     "table1": "notebooks/table1.py",
     "table2": "notebooks/table2.py",
     "table3": "notebooks/table3.py",
-    # walk-throughs of the method (SPEC sections 1-3)
+    # walk-throughs of the method (book page: The method)
     "latent-encoding": "notebooks/latent_encoding.py",
     "memory-initialisation": "notebooks/memory_initialisation.py",
     "minimax-losses": "notebooks/minimax_losses.py",

@@ -1,4 +1,4 @@
-"""Batched class-conditional sampling with classifier-free guidance (SPEC section 4).
+"""Batched class-conditional sampling with classifier-free guidance (book page: The method).
 
 Ancestral DDPM on `steps` respaced timesteps with DiT's learned variance. We do not use diffusers'
 `DiTPipeline`: it hard-codes the null class as 1000, which breaks guidance for models with other

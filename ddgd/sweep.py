@@ -1,4 +1,4 @@
-"""Hyperparameter sweeps of the paper's Figure 4 (SPEC sections 6-7): lambda_r, lambda_g, N_R, N_G.
+"""Hyperparameter sweeps of the paper's Figure 4 (book page: Figure 4): lambda_r, lambda_g, N_R, N_G.
 
 Figure 4 of the paper varies one hyperparameter of DDGD at a time around the values of its main
 experiments (lambda_r 0.002, lambda_g 0.008, N_R = N_G = 64), three runs per point, and plots the

@@ -1,10 +1,10 @@
 """A 2-D stand-in for the paper's Figure 1: the gradient field and the paths of distillation.
 
 The paper's Figure 1 sketches the paths that sampling takes from noise to the distilled points on
-a 2-D distribution, with and without its memory terms. Here it is a real experiment (SPEC
-section 7): a small noise-prediction MLP is (1) pretrained on a biased, low-diversity version of
+a 2-D distribution, with and without its memory terms. Here it is a real experiment (the
+book's Figure 1 page): a small noise-prediction MLP is (1) pretrained on a biased, low-diversity version of
 the data, standing in for the ImageNet-pretrained DiT; (2) fine-tuned on the real data with the
-losses of SPEC section 2 three ways, with the package's own loss and memory code: diffusion loss
+losses of the book's page The method three ways, with the package's own loss and memory code: diffusion loss
 only (``finetune``), plus the memory terms with FIFO memories (``minimax``) or with self-adaptive
 ones (``ddgd``); (3) sampled with ancestral DDPM from fixed noise shared by all methods, keeping
 the paths; (4) scored by coverage: modes hit, and the distance from real points to the nearest
@@ -146,10 +146,10 @@ class ToyDenoiser(nn.Module):
 def train(model: ToyDenoiser, data: torch.Tensor, schedule: Schedule, steps: int, batch_size: int, lr: float,
           g: torch.Generator, memories: ClassMemories | None = None, lambda_r: float = 0.0,
           lambda_g: float = 0.0, ema_decay: float | None = None) -> list[dict]:
-    """Train in place on points data [N, 2]; with `memories`, add the memory terms (SPEC section 2).
+    """Train in place on points data [N, 2]; with `memories`, add the memory terms (book page: The method).
 
     With `ema_decay`, the model ends with the EMA of its weights (started from the initial ones),
-    as the paper samples from the EMA (SPEC section 4).
+    as the paper samples from the EMA (book page: The method).
     All points form one class (label 0), so the memory terms are one scalar each per step. As in
     the fine-tuning code, the memories are updated after the step's terms are computed.
     """

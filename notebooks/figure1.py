@@ -118,7 +118,7 @@ for name in ("n_modes", "ipc", "lambda_r", "lambda_g", "n_real", "n_gen", "batch
              "hit_radius", "field_t", "num_timesteps", "path_smoothing"):
     glue(f"fig1-{name.replace('_', '-')}", globals()[name], display=False)
 glue("fig1-n-seeds", len(seeds), display=False)
-paper = FinetuneConfig()  # the paper's lambda_r, lambda_g, N_R and N_G (SPEC section 2)
+paper = FinetuneConfig()  # the paper's lambda_r, lambda_g, N_R and N_G (book page: The method)
 for name in ("lambda_r", "lambda_g", "n_real", "n_gen"):
     glue(f"fig1-paper-{name.replace('_', '-')}", getattr(paper, name), display=False)
 table = summary.drop(columns=[c for c in summary if c.startswith("l_")]).set_index("method").round(3)
