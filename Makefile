@@ -30,7 +30,7 @@ test: setup
 # buttons open them on the published branch gh-pages); this writes the same copies into
 # _build/ipynb/, for uploading one to Colab by hand.
 ipynb: setup
-	$(BIN)/python -m ddgd.launch
+	$(BIN)/python -m ddgd.pages.colab
 
 clean:
 	rm -rf _build

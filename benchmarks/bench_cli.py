@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import bar_figure, write_rows  # noqa: E402
 
-from ddgd.provenance import provenance  # noqa: E402
+from ddgd.base.provenance import provenance  # noqa: E402
 
 COMMANDS = ["", "distill", "sample", "evaluate", "verify", "run", "report", "reproduce", "pretrain"]
 

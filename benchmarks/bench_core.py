@@ -26,13 +26,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ddgd.diffusion import Schedule, q_sample
-from ddgd.latents import LatentCache, encode
-from ddgd.losses import diffusion_loss, minimax_terms, predicted_x0
-from ddgd.memory import ClassMemories
-from ddgd.models import apply_difffit, load_transformer, load_vae
-from ddgd.report import provenance
-from ddgd.sample import sample_latents
+from ddgd.method.diffusion import Schedule, q_sample
+from ddgd.method.latents import LatentCache, encode
+from ddgd.method.losses import diffusion_loss, minimax_terms, predicted_x0
+from ddgd.method.memory import ClassMemories
+from ddgd.method.models import apply_difffit, load_transformer, load_vae
+from ddgd.experiments.report import provenance
+from ddgd.method.sample import sample_latents
 
 B, C, H, K, N_MEM = 8, 4, 32, 10, 64
 

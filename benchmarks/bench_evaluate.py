@@ -6,8 +6,8 @@ Three ways to run the same training step of the hard-label protocol (SPEC sectio
   torchvision's per-image transforms (RandomResizedCrop, RandomHorizontalFlip, ColorJitter,
   ToTensor, Normalize) through a DataLoader (no worker processes: the machine's cores are busy
   with the network), CutMix per batch, eager network;
-* ``batched-eager``: `ddgd.evaluate.train_step`: images held as one uint8 tensor, augmentation on
-  the whole batch (`ddgd.augment`), eager network;
+* ``batched-eager``: `ddgd.protocol.evaluate.train_step`: images held as one uint8 tensor, augmentation on
+  the whole batch (`ddgd.protocol.augment`), eager network;
 * ``batched-compiled``: the same with the network compiled by torch.compile (compilation time is
   reported apart, as warm-up, and left out of the throughput).
 
@@ -35,11 +35,11 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from ddgd.augment import cutmix
+from ddgd.protocol.augment import cutmix
 from ddgd.config import EvalConfig
-from ddgd.evaluate import _Net, channel_stats, train_step
-from ddgd.networks import build
-from ddgd.report import provenance
+from ddgd.protocol.evaluate import _Net, channel_stats, train_step
+from ddgd.protocol.networks import build
+from ddgd.experiments.report import provenance
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "evaluate.csv"
 
@@ -99,7 +99,7 @@ class Reference:
 
 
 class Batched:
-    """`ddgd.evaluate.train_step` on batches of one uint8 tensor, eager or compiled."""
+    """`ddgd.protocol.evaluate.train_step` on batches of one uint8 tensor, eager or compiled."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, cfg: EvalConfig, seed: int, compiled: bool):
         torch.manual_seed(seed)

@@ -3,13 +3,13 @@
 Runs, with random weights and the package's own code paths:
 
 * fine-tuning steps of DiT-XL/2 at full depth (28 blocks, batch 8, DiffFit, both memory terms with
-  full self-adaptive memories): `ddgd.finetune.training_step`;
-* batched guided sampling (50 steps) and SD-VAE decoding: `ddgd.sample.sample_latents`;
-* training steps of the three evaluation networks at 224 px, batch 64: `ddgd.evaluate.train_step`;
+  full self-adaptive memories): `ddgd.method.finetune.training_step`;
+* batched guided sampling (50 steps) and SD-VAE decoding: `ddgd.method.sample.sample_latents`;
+* training steps of the three evaluation networks at 224 px, batch 64: `ddgd.protocol.evaluate.train_step`;
 
 each under the switches fp32, TF32, bf16 (autocast), bf16 + torch.compile, and for the networks
 bf16 + channels_last. Writes one CSV row per (stage, network, switch): seconds per iteration,
-images per second, peak GPU memory, FLOPs per iteration (`ddgd.costs`, counted on the meta device)
+images per second, peak GPU memory, FLOPs per iteration (`ddgd.experiments.costs`, counted on the meta device)
 and the TFLOP/s reached. Under ten minutes on an H100-class GPU; nothing is asserted.
 
     python benchmarks/bench_gpu.py                       # on the first CUDA GPU
@@ -28,18 +28,18 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import write_rows  # noqa: E402
 
-from ddgd import costs  # noqa: E402
-from ddgd.accel import autocast, bf16_units, maybe_compile, set_tf32
+from ddgd.experiments import costs  # noqa: E402
+from ddgd.base.accel import autocast, bf16_units, maybe_compile, set_tf32
 from ddgd.config import resolve
-from ddgd.diffusion import Schedule
-from ddgd.evaluate import train_step
-from ddgd.finetune import State, training_step
-from ddgd.latents import LatentCache
-from ddgd.memory import ClassMemories
-from ddgd.models import EMA, select_trainable, tie_embedders
-from ddgd.networks import build
-from ddgd.provenance import provenance
-from ddgd.sample import sample_latents
+from ddgd.method.diffusion import Schedule
+from ddgd.protocol.evaluate import train_step
+from ddgd.method.finetune import State, training_step
+from ddgd.method.latents import LatentCache
+from ddgd.method.memory import ClassMemories
+from ddgd.method.models import EMA, select_trainable, tie_embedders
+from ddgd.protocol.networks import build
+from ddgd.base.provenance import provenance
+from ddgd.method.sample import sample_latents
 
 SWITCHES = {"fp32": dict(precision="fp32", tf32=False, compile=False),
             "tf32": dict(precision="fp32", tf32=True, compile=False),

@@ -1,4 +1,4 @@
-"""ImageNet decoding and cropping through `ddgd.loaders`, with 0 and N DataLoader workers.
+"""ImageNet decoding and cropping through `ddgd.protocol.loaders`, with 0 and N DataLoader workers.
 
 Writes a temporary ImageNet-like tree (the ten ImageWoof wnid folders, JPEGs of ImageNet's typical
 size, 500 x 375 and 375 x 500, a few greyscale), then reads it as the latent cache and the real
@@ -22,9 +22,9 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import bar_figure, write_rows  # noqa: E402
 
-from ddgd.data import SUBSETS, ImageNetSubset  # noqa: E402
-from ddgd.loaders import read_images, uint8_transform  # noqa: E402
-from ddgd.provenance import provenance  # noqa: E402
+from ddgd.protocol.data import SUBSETS, ImageNetSubset  # noqa: E402
+from ddgd.protocol.loaders import read_images, uint8_transform  # noqa: E402
+from ddgd.base.provenance import provenance  # noqa: E402
 
 
 def fake_tree(root: Path, n_images: int) -> Path:

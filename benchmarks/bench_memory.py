@@ -4,7 +4,7 @@ At paper shapes (batch 8, 10 classes, N_R = N_G = 64, full memories, 4x32x32 lat
 memory work is: the two minimax terms of every class in the batch, then the update of both
 memories of those classes with the self-adaptive rule. Three implementations:
 
-* ``ours``: `ddgd.losses.minimax_terms` and `ddgd.memory.ClassMemories` (normalised items and
+* ``ours``: `ddgd.method.losses.minimax_terms` and `ddgd.method.memory.ClassMemories` (normalised items and
   similarity sums kept across adds: a new item costs its m dot products);
 * ``released``: the released code's approach, re-implemented here: memories as Python lists of
   one-row tensors, concatenated for every loss, and a float32 cosine-similarity matrix rebuilt
@@ -29,9 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_core import B, C, H, K, N_MEM, NaiveBank, naive_terms, timed  # noqa: E402
 from common import bar_figure, write_rows  # noqa: E402
 
-from ddgd.losses import minimax_terms  # noqa: E402
-from ddgd.memory import ClassMemories  # noqa: E402
-from ddgd.provenance import provenance  # noqa: E402
+from ddgd.method.losses import minimax_terms  # noqa: E402
+from ddgd.method.memory import ClassMemories  # noqa: E402
+from ddgd.base.provenance import provenance  # noqa: E402
 
 
 class ReleasedBank:

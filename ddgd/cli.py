@@ -53,7 +53,7 @@ def _out(args, cfg: RunConfig) -> Path:
 
 
 def cmd_pretrain(args) -> None:
-    from ddgd.pretrain import PretrainConfig, pretrain
+    from ddgd.embedded.pretrain import PretrainConfig, pretrain
 
     cfg = PretrainConfig(vae_steps=args.vae_steps, dit_steps=args.dit_steps, seed=args.seed,
                          eval_per_class=args.eval_per_class, size=args.size)
@@ -68,7 +68,7 @@ def cmd_pretrain(args) -> None:
 
 
 def cmd_distill(args) -> None:
-    from ddgd.experiment import distill, load_data, with_seed
+    from ddgd.experiments.pipeline import distill, load_data, with_seed
 
     cfg = with_seed(_config(args), args.seed, args.method)
     out = distill(cfg, _out(args, cfg), load_data(cfg), progress=not args.quiet)
@@ -76,7 +76,7 @@ def cmd_distill(args) -> None:
 
 
 def cmd_sample(args) -> None:
-    from ddgd.experiment import distill, load_data, run_dir, sample_pool, with_seed
+    from ddgd.experiments.pipeline import distill, load_data, run_dir, sample_pool, with_seed
 
     cfg = with_seed(_config(args), args.seed, args.method)
     data = load_data(cfg)
@@ -88,15 +88,15 @@ def cmd_sample(args) -> None:
 
 
 def cmd_evaluate(args) -> None:
-    from ddgd.data import load_image_folder
-    from ddgd.experiment import evaluate_set, load_data, run_experiment, with_seed
-    from ddgd.sample import ipc_subset
+    from ddgd.protocol.data import load_image_folder
+    from ddgd.experiments.pipeline import evaluate_set, load_data, run_experiment, with_seed
+    from ddgd.method.sample import ipc_subset
 
     cfg = _config(args)
     csv = Path(args.csv or _out(args, cfg) / "results.csv")
     if args.folder:  # any ImageFolder of distilled images, e.g. another method's output
         if (Path(args.folder) / "manifest.json").is_file():
-            from ddgd.sample import verify_image_folder
+            from ddgd.method.sample import verify_image_folder
 
             verify_image_folder(args.folder)  # a pool this package wrote: refuse it when tampered with
         data = load_data(cfg)
@@ -114,7 +114,7 @@ def cmd_evaluate(args) -> None:
 
 
 def cmd_verify(args) -> None:
-    from ddgd.sample import verify_image_folder
+    from ddgd.method.sample import verify_image_folder
 
     for path in args.path:
         folder = Path(path)
@@ -125,7 +125,7 @@ def cmd_verify(args) -> None:
 
 
 def cmd_run(args) -> None:
-    from ddgd.experiment import run_experiment
+    from ddgd.experiments.pipeline import run_experiment
 
     cfg = _config(args)
     methods = tuple(args.methods.split(","))
@@ -138,7 +138,7 @@ def cmd_run(args) -> None:
 
 
 def cmd_report(args) -> None:
-    from ddgd.report import format_markdown, load_results, references_markdown, table
+    from ddgd.experiments.report import format_markdown, load_results, references_markdown, table
 
     df = load_results(args.csv)
     # rows of an ablation or a sweep carry their variant's label: one table row per variant, not per method
@@ -150,7 +150,7 @@ def cmd_report(args) -> None:
 
 
 def cmd_reproduce(args) -> None:
-    from ddgd.reproduce import parse_overrides, run
+    from ddgd.experiments.reproduce import parse_overrides, run
 
     path = run(args.artefact, preset=args.preset, overrides=parse_overrides(args.param),
                output_dir=args.output_dir, progress=not args.quiet)
@@ -169,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-per-class", type=int, default=100, help="samples per class for the quality figures")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--size", default="fashion", choices=("fashion", "tiny"),
-                   help="model sizes (ddgd.models.SMALL_CONFIGS): the shipped model's, or seconds-long for tests")
+                   help="model sizes (ddgd.method.models.SMALL_CONFIGS): the shipped model's, or seconds-long for tests")
     p.add_argument("--root", default=None, help="folder of the Fashion-MNIST idx files")
     p.add_argument("--download", action="store_true", help="allow torchvision to download Fashion-MNIST")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -227,8 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)  # --help ends here, before torch and diffusers are imported
-    from ddgd.finetune import RunDirError
-    from ddgd.reproduce import NotebookFailed
+    from ddgd.method.finetune import RunDirError
+    from ddgd.experiments.reproduce import NotebookFailed
 
     try:
         args.fn(args)

@@ -46,12 +46,12 @@ import torch
 from myst_nb import glue
 
 from ddgd.config import PRESETS
-from ddgd.diagram import save_figure
-from ddgd.experiment import load_data
-from ddgd.inspect import decode_items, encode_subset, image_grid, naive_adaptive, time_call, track_rule, \
+from ddgd.pages.figure2 import save_figure
+from ddgd.experiments.pipeline import load_data
+from ddgd.pages.walkthrough import decode_items, encode_subset, image_grid, naive_adaptive, time_call, track_rule, \
     walkthrough_config, write_csv
-from ddgd.memory import adaptive
-from ddgd.models import load_vae
+from ddgd.method.memory import adaptive
+from ddgd.method.models import load_vae
 
 cfg = walkthrough_config(preset, train_per_class, imagenet_root, overrides)
 data = load_data(cfg)
@@ -73,7 +73,7 @@ for key, value in {"preset": cfg.name, "class": data.names[stream_class], "lengt
 # *{glue:text}`au-class`* (preset {glue:text}`au-preset`), in dataset order, each a posterior
 # sample of a random flip view, as the real memory receives them; they enter a memory of
 # {glue:text}`au-capacity` items, {glue:text}`au-per-step` per step. Each latent has
-# {glue:text}`au-dim` numbers. `ddgd.inspect.track_rule` replays `MemoryBank.add` step by step
+# {glue:text}`au-dim` numbers. `ddgd.pages.walkthrough.track_rule` replays `MemoryBank.add` step by step
 # and records which stream items are in the memory.
 
 # %% tags=["remove-output"]
@@ -175,7 +175,7 @@ glue("au-verdict", ("As the rule intends, the self-adaptive memory is the least 
 # ## The cost of the rule
 #
 # Written as in {eq}`eq-adaptive`, the rule rebuilds $S$ after every removal: with $n$ new items
-# arriving at a full memory, $n$ matrix products. `ddgd.memory.adaptive` builds $S$ once and, after
+# arriving at a full memory, $n$ matrix products. `ddgd.method.memory.adaptive` builds $S$ once and, after
 # removing item $k$, subtracts column $k$ from every $s_i$. Both are timed below on random
 # latents, for a full memory of {glue:text}`au-t-capacity` items of {glue:text}`au-t-dim` numbers
 # ({glue:text}`au-shape-note`).

@@ -17,12 +17,12 @@
 # floating-point operations of every stage with `torch.utils.flop_counter.FlopCounterMode`, running
 # the real modules at the paper's shapes on PyTorch's meta device (no memory, no arithmetic):
 # DiT-XL/2 with its DiffFit selection, the SD VAE at 256 px, and the three evaluation networks at
-# 224 px (`ddgd.costs`). A stage's GPU time is its FLOPs over the peak rate of a named GPU at an
+# 224 px (`ddgd.experiments.costs`). A stage's GPU time is its FLOPs over the peak rate of a named GPU at an
 # assumed utilisation; the counts of each artefact come from its `paper` parameter set.
 
 # %% tags=["parameters"]
 preset = "imagewoof"  # the paper-scale preset whose shapes are counted
-gpu = "H100 SXM"  # a key of ddgd.costs.GPUS
+gpu = "H100 SXM"  # a key of ddgd.experiments.costs.GPUS
 precision = "bf16"  # bf16, tf32 or fp32: which peak rate applies
 utilisation = 0.3  # assumed fraction of the peak reached (see the text)
 artefacts = ["table1", "table2", "table3", "figure3", "figure4", "benchmark"]
@@ -34,7 +34,7 @@ from pathlib import Path
 import pandas as pd
 from myst_nb import glue
 
-from ddgd import costs
+from ddgd.experiments import costs
 from ddgd.config import resolve
 
 # %%

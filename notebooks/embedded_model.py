@@ -38,10 +38,10 @@ from IPython.display import Markdown
 from myst_nb import glue
 
 from ddgd.config import project_path, shown_path
-from ddgd.data import class_names
-from ddgd.diagram import save_figure
-from ddgd.gallery import first_per_class, plot_gallery
-from ddgd.pretrain import QUALITY_SAMPLER, RECONSTRUCTION_IMAGES, compare_cards, load_card, weights_digests
+from ddgd.protocol.data import class_names
+from ddgd.pages.figure2 import save_figure
+from ddgd.pages.figure3 import first_per_class, plot_gallery
+from ddgd.embedded.pretrain import QUALITY_SAMPLER, RECONSTRUCTION_IMAGES, compare_cards, load_card, weights_digests
 
 card = load_card(project_path(model_dir))
 q, r = card["quality"], card["reconstruction"]

@@ -16,7 +16,7 @@
 # The paper's Figure 2 shows one step of the distillation: real images become latents, the
 # diffusion model is fine-tuned on them with the diffusion loss, and two memories, one of real
 # latents and one of generated latents, add the representativeness and diversity terms. Here the
-# diagram is drawn by `ddgd.diagram.draw_pipeline` from a resolved configuration, so every number
+# diagram is drawn by `ddgd.pages.figure2.draw_pipeline` from a resolved configuration, so every number
 # on it (the loss weights, the memory sizes, the update rule, the sampler and the evaluation
 # networks) is the value the code would run with, not a number typed into a picture.
 
@@ -29,7 +29,7 @@ import matplotlib.pyplot as plt
 from myst_nb import glue
 
 from ddgd.config import resolve, shown_path
-from ddgd.diagram import draw_pipeline, save_figure
+from ddgd.pages.figure2 import draw_pipeline, save_figure
 
 config = resolve(preset)
 fig = draw_pipeline(config=config)

@@ -27,7 +27,7 @@
 # originals are a seeded random draw of IPC real training images per class.
 #
 # The images are result files: when `images_dir` holds a gallery made with the same settings, it is
-# read back; otherwise (with `compute`) the runs go through `ddgd.experiment` and the gallery is
+# read back; otherwise (with `compute`) the runs go through `ddgd.experiments.pipeline` and the gallery is
 # written there, PNGs with a manifest of the config, its hash and the provenance.
 
 # %% tags=["parameters"]
@@ -53,8 +53,8 @@ import torch
 from myst_nb import glue
 
 from ddgd.config import project_path, resolve, shown_path
-from ddgd.diagram import save_figure
-from ddgd.gallery import GallerySpec, describe_diversity, diversity_summary, gallery, plot_gallery
+from ddgd.pages.figure2 import save_figure
+from ddgd.pages.figure3 import GallerySpec, describe_diversity, diversity_summary, gallery, plot_gallery
 
 if threads:
     torch.set_num_threads(threads)
@@ -106,10 +106,10 @@ glue("fig3-hash", manifest["config_hash"], display=False)
 # ## Are DDGD's images more diverse?
 #
 # Diversity is measured on all IPC images of every class, not only on the ones shown. A small
-# classifier (the *judge*, `ddgd.quality.Judge`) is trained on the real training images; the
+# classifier (the *judge*, `ddgd.embedded.quality.Judge`) is trained on the real training images; the
 # spread of a set is the mean pairwise distance of its images in the judge's penultimate features,
 # and the **diversity ratio** divides it by the same spread of real images of the class
-# (`ddgd.quality.diversity_ratio`): 1.0 is as spread out as the real data, lower is more alike. The
+# (`ddgd.embedded.quality.diversity_ratio`): 1.0 is as spread out as the real data, lower is more alike. The
 # features of a classifier trained on the real data are used rather than pixels because pixel
 # distances mostly measure position and brightness; the judge's features measure what tells classes
 # apart, which is what a network trained on the distilled set learns from. The judge also reports

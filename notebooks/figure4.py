@@ -21,7 +21,7 @@
 # band from the lowest to the highest run; dashed lines mark the setting of the main experiments.
 #
 # Here each point of each sweep is a full DDGD run (fine-tuning, sampling, evaluation) through
-# `ddgd.sweep.run_sweep`, once per seed, with the other parameters at the preset's values. The
+# `ddgd.experiments.variants.run_sweep`, once per seed, with the other parameters at the preset's values. The
 # point at the preset's own values is shared by the four sweeps and runs once. Results are read
 # from the result file when it holds them, and computed otherwise (`compute`); every run adds
 # one row, labelled with its point in the `variant` column.
@@ -48,9 +48,10 @@ import torch
 from IPython.display import Markdown
 from myst_nb import glue
 
-from ddgd import report, sweep
+from ddgd.experiments import report
+from ddgd.experiments import variants as sweep
 from ddgd.config import project_path, resolve, shown_path
-from ddgd.diagram import save_figure
+from ddgd.pages.figure2 import save_figure
 
 if threads:
     torch.set_num_threads(threads)
@@ -131,7 +132,7 @@ glue("fig4-table", summary, display=False)
 # limits what the $N_R$ and $N_G$ panels can show there.
 
 # %%
-from ddgd.data import class_names
+from ddgd.protocol.data import class_names
 
 sizes = sorted(set(sweeps.get("finetune.n_real", [])) | set(sweeps.get("finetune.n_gen", [])))
 per_step = config.finetune.batch_size / len(class_names(config.data.dataset))  # new latents per class and step

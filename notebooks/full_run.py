@@ -14,7 +14,7 @@
 # # Walk-through: a full run
 #
 # The previous pages took the method apart; this one runs it end to end for one method and one
-# seed, with the same functions the tables use (`ddgd.experiment`): fine-tune the pretrained model
+# seed, with the same functions the tables use (`ddgd.experiments.pipeline`): fine-tune the pretrained model
 # on the real latents (distill), sample a pool of images per class from its EMA weights, keep the
 # first IPC of each class as the distilled set, and train a network from scratch on it alone,
 # tested on the real test images. The `method` parameter runs any of the baselines through the same
@@ -26,7 +26,7 @@ preset = "fashion-mnist-quick"  # a name of ddgd.config.PRESETS
 method = "ddgd"  # dit, finetune, minimax, ddgd or random
 seed = 0  # seed of fine-tuning, sampling and evaluation
 ipc = 10  # images per class of the distilled set
-network = "convnet-3"  # the evaluation network (ddgd.networks.NETWORKS)
+network = "convnet-3"  # the evaluation network (ddgd.protocol.networks.NETWORKS)
 train_per_class = 200  # real training images per class for fine-tuning (None: all of them)
 smoothing = 20  # moving-average window of the loss curves, in steps
 imagenet_root = None  # data root of the ImageNet subset presets (train/ and val/ wnid folders)
@@ -41,9 +41,9 @@ import matplotlib.pyplot as plt
 from myst_nb import glue
 
 from ddgd.config import config_hash
-from ddgd.diagram import save_figure
-from ddgd.experiment import evaluate_set, load_data, with_seed
-from ddgd.inspect import distilled_set, image_grid, loss_history, walkthrough_config
+from ddgd.pages.figure2 import save_figure
+from ddgd.experiments.pipeline import evaluate_set, load_data, with_seed
+from ddgd.pages.walkthrough import distilled_set, image_grid, loss_history, walkthrough_config
 
 cfg = walkthrough_config(preset, train_per_class, imagenet_root,
                          {"sample.pool": ipc, "eval.ipcs": [ipc], "eval.networks": [network], **overrides})

@@ -38,12 +38,12 @@ import pandas as pd
 import torch
 from myst_nb import glue
 
-from ddgd.diagram import save_figure
-from ddgd.experiment import load_data
-from ddgd.inspect import channel_moments, fresh_latents, image_grid, psnr, real_images, time_call, \
+from ddgd.pages.figure2 import save_figure
+from ddgd.experiments.pipeline import load_data
+from ddgd.pages.walkthrough import channel_moments, fresh_latents, image_grid, psnr, real_images, time_call, \
     walkthrough_config, write_csv
-from ddgd.latents import build_cache, decode, encode, scaling_factor
-from ddgd.models import load_vae
+from ddgd.method.latents import build_cache, decode, encode, scaling_factor
+from ddgd.method.models import load_vae
 
 cfg = walkthrough_config(preset, train_per_class, imagenet_root, overrides)
 data = load_data(cfg)
@@ -173,7 +173,7 @@ recon
 # Every fine-tuning step needs fresh $z_0$ for a batch: a random horizontal flip and a new
 # posterior sample of each image. Encoding the batch each time runs the encoder at
 # every step. The posterior, however, depends only on the image and the flip, so
-# `ddgd.latents.build_cache` encodes every image once in both flip views and stores the scaled
+# `ddgd.method.latents.build_cache` encodes every image once in both flip views and stores the scaled
 # posterior mean and standard deviation; a step then draws a view and a Gaussian sample,
 # $z_0 = s\,\mu + s\,\sigma\,n$, without the encoder. Drawn this way, $z_0$ has exactly the
 # distribution of a fresh encoding (up to the float16 storage of the cache). Below, both ways draw
@@ -255,6 +255,6 @@ timing
 # {glue:text}`le-build-s:.1f` s, which fine-tuning earns back after about
 # {glue:text}`le-break-even:.0f` steps. At paper scale the encoder is the 256 px Stable Diffusion
 # VAE, whose cost per image is far higher, while sampling from the cache costs the same few
-# operations per number. The fine-tuning code (`ddgd.finetune`) only ever reads the
+# operations per number. The fine-tuning code (`ddgd.method.finetune`) only ever reads the
 # cache; the {doc}`memory initialisation <memory_initialisation>` page follows the latents into the
 # memories.

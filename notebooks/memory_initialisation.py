@@ -40,13 +40,13 @@ import torch
 from myst_nb import glue
 
 from ddgd.config import config_hash
-from ddgd.diagram import save_figure
-from ddgd.experiment import load_data, with_seed
-from ddgd.finetune import finetune, read_checkpoint
-from ddgd.inspect import decode_items, encode_subset, fill_history, image_grid, label_stream, memory_summary, \
+from ddgd.pages.figure2 import save_figure
+from ddgd.experiments.pipeline import load_data, with_seed
+from ddgd.method.finetune import finetune, read_checkpoint
+from ddgd.pages.walkthrough import decode_items, encode_subset, fill_history, image_grid, label_stream, memory_summary, \
     memory_tensors, walkthrough_config, write_csv
-from ddgd.losses import cosine_matrix
-from ddgd.models import load_vae
+from ddgd.method.losses import cosine_matrix
+from ddgd.method.models import load_vae
 
 run_values = {"finetune.method": method, "finetune.max_steps": finetune_steps, **overrides}
 cfg = with_seed(walkthrough_config(preset, train_per_class, imagenet_root, run_values), seed)
@@ -68,7 +68,7 @@ for key, value in {"preset": cfg.name, "method": method, "rule": ft.rule, "n-rea
 # (its $z_0$) and one to $\mathcal{M}_G^c$ (its $\hat z_0$), so until a memory is full its size is
 # the number of items of its class seen so far, whatever the update rule; after that, the rule
 # decides which items stay (see {doc}`adaptive_update`). Below, the labels of the first
-# {glue:text}`mi-stream-steps` batches are drawn exactly as `ddgd.finetune` draws them.
+# {glue:text}`mi-stream-steps` batches are drawn exactly as `ddgd.method.finetune` draws them.
 
 # %% tags=["remove-output"]
 stream = label_stream(cache.labels, ft.batch_size, stream_steps, ft.seed)
@@ -123,7 +123,7 @@ per_step.head(10)
 # ## What the memories hold
 #
 # Now a real fine-tuning run of {glue:text}`mi-steps` steps with the method
-# {glue:text}`mi-method` (update rule {glue:text}`mi-rule`), through `ddgd.finetune.finetune`;
+# {glue:text}`mi-method` (update rule {glue:text}`mi-rule`), through `ddgd.method.finetune.finetune`;
 # its checkpoint stores both memories of every class.
 
 # %% tags=["remove-output"]

@@ -38,15 +38,15 @@ import pandas as pd
 import torch
 from myst_nb import glue
 
-from ddgd.diagram import save_figure
-from ddgd.diffusion import Schedule
-from ddgd.experiment import load_data
-from ddgd.finetune import batch_indices
-from ddgd.inspect import class_blocks, encode_subset, gradient_table, label_stream, mean_multiplicity, \
+from ddgd.pages.figure2 import save_figure
+from ddgd.method.diffusion import Schedule
+from ddgd.experiments.pipeline import load_data
+from ddgd.method.finetune import batch_indices
+from ddgd.pages.walkthrough import class_blocks, encode_subset, gradient_table, label_stream, mean_multiplicity, \
     predict_batch, term_pairs, walkthrough_config, write_csv
-from ddgd.losses import diffusion_loss, minimax_terms, predicted_x0
-from ddgd.memory import ClassMemories
-from ddgd.models import load_transformer
+from ddgd.method.losses import diffusion_loss, minimax_terms, predicted_x0
+from ddgd.method.memory import ClassMemories
+from ddgd.method.models import load_transformer
 
 cfg = walkthrough_config(preset, train_per_class, imagenet_root, {"finetune.memory_rule": rule, **overrides})
 ft = cfg.finetune

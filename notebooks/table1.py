@@ -45,9 +45,9 @@ from pathlib import Path
 from IPython.display import Markdown
 from myst_nb import glue
 
-from ddgd import report
+from ddgd.experiments import report
 from ddgd.config import project_path, resolve, shown_path
-from ddgd.experiment import results_of
+from ddgd.experiments.pipeline import results_of
 
 config = resolve(preset, overrides)
 csv = project_path(results_csv) if results_csv else Path(output_dir) / "table1.csv"

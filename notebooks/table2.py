@@ -45,9 +45,9 @@ import torch
 from IPython.display import Markdown
 from myst_nb import glue
 
-from ddgd import report
+from ddgd.experiments import report
 from ddgd.config import project_path, resolve, shown_path
-from ddgd.experiment import run_experiment
+from ddgd.experiments.pipeline import run_experiment
 
 if threads:
     torch.set_num_threads(threads)

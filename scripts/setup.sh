@@ -5,7 +5,7 @@
 #      with its extras (default: dev = the book tools + pytest);
 #   2. the Jupyter kernel "python3" of that environment, which the book build and papermill use;
 #   3. Fashion-MNIST, the data of the CPU analogue: Debian's package dataset-fashion-mnist when
-#      running as root with apt, otherwise torchvision's download through ddgd.data.
+#      running as root with apt, otherwise torchvision's download through ddgd.protocol.data.
 #
 # Steps 1-2 are skipped when the stamp file in the environment matches pyproject.toml, the extras
 # and the Python version; step 3 is skipped when the data is already there.
@@ -87,7 +87,7 @@ fetch_data() {
     fi
     say "downloading Fashion-MNIST through torchvision (once; cached afterwards)"
     "$VENV/bin/python" - <<'PY' || die "could not get Fashion-MNIST: install the Debian package dataset-fashion-mnist or allow the download"
-from ddgd.data import load_real
+from ddgd.protocol.data import load_real
 
 for split in ("train", "test"):
     load_real("fashion-mnist", split, resolution=32, download=True)

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from ddgd.models import load_transformer, load_vae, untied_copy
+from ddgd.method.models import load_transformer, load_vae, untied_copy
 
 
 @pytest.fixture(autouse=True)

@@ -44,7 +44,7 @@ def write_idx(path, array: np.ndarray, magic: int | None = None) -> None:
 
 def make_fake_fashion_mnist(folder, n: int = 5, seed: int = 1, all_classes: bool = False) -> dict:
     """The four Fashion-MNIST idx files of random 28 px images (labels random, or cycling 0..9)."""
-    from ddgd.data import FASHION_FILES
+    from ddgd.protocol.data import FASHION_FILES
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

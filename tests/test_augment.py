@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from ddgd.augment import augment_batch, colour_jitter, cutmix, lighting, random_resized_crop
+from ddgd.protocol.augment import augment_batch, colour_jitter, cutmix, lighting, random_resized_crop
 
 
 def gen(seed=0):

@@ -1,8 +1,8 @@
-"""The embedded benchmark's summaries (ddgd.benchmark) on a hand-made result frame."""
+"""The embedded benchmark's summaries (ddgd.pages.benchmark) on a hand-made result frame."""
 import pandas as pd
 import pytest
 
-from ddgd.benchmark import by_ipc, evaluation_cost, plot_by_ipc
+from ddgd.pages.benchmark import by_ipc, evaluation_cost, plot_by_ipc
 
 
 @pytest.fixture

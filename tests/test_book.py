@@ -1,6 +1,6 @@
 """The book: its notebooks run through papermill, its table of contents, and the built HTML.
 
-* Every artefact notebook of `ddgd.reproduce.ARTEFACTS` that exists executes with its `smoke`
+* Every artefact notebook of `ddgd.experiments.reproduce.ARTEFACTS` that exists executes with its `smoke`
   preset, declares `output_dir`, and has the three presets; its `cpu` preset is what the book shows
   (the notebook's own defaults). Entries whose notebook is not written yet are skipped.
 * `reproduce.run`, `load_params` and `parse_overrides` on a small fixture notebook
@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ddgd import reproduce
+from ddgd.experiments import reproduce
 from ddgd.config import PROJECT_ROOT
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -333,7 +333,7 @@ def test_environment_yml_pins_match_pyproject():
 def test_ipynb_copies_hold_the_cells_of_their_py(tmp_path):
     import jupytext
 
-    from ddgd import launch
+    from ddgd.pages import colab as launch
 
     out = launch.write_ipynb_copies(tmp_path / "ipynb", ["table1"])
     assert out == [tmp_path / "ipynb" / "table1.ipynb"]
@@ -345,7 +345,7 @@ def test_ipynb_copies_hold_the_cells_of_their_py(tmp_path):
 
 
 def test_colab_setup_cell_is_hidden_and_names_the_repository():
-    from ddgd import launch
+    from ddgd.pages import colab as launch
 
     nb = launch.ipynb_copy(ROOT / reproduce.ARTEFACTS["table1"])
     setup = nb.cells[0]

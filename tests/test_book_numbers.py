@@ -1,9 +1,9 @@
 """The book's numbers are those of the result files they came from (issue 4, item 6).
 
 Every number a table or figure page shows is glued by its notebook (`myst_nb.glue`) from a result
-CSV. These tests execute the notebooks of Tables 1-3 and Figure 4 through `ddgd.reproduce.run`
+CSV. These tests execute the notebooks of Tables 1-3 and Figure 4 through `ddgd.experiments.reproduce.run`
 with the `smoke` preset, read the glued values back from the executed notebook and recompute them
-from the CSV with `ddgd.report` (and `ddgd.sweep`):
+from the CSV with `ddgd.experiments.report` (and `ddgd.experiments.variants`):
 
 * table1 runs end to end (`compute`) and is checked against the CSV it wrote itself;
 * table2, table3 and figure4 read a CSV written here (`compute` off, as the book does with their
@@ -32,10 +32,12 @@ import jupytext
 import pandas as pd
 import pytest
 
-from ddgd import report, reproduce, sweep
+from ddgd.experiments import report
+from ddgd.experiments import reproduce
+from ddgd.experiments import variants as sweep
 from ddgd.config import config_hash, project_path, resolve
-from ddgd.results import result_row
-from ddgd.experiment import run_config
+from ddgd.experiments.results import result_row
+from ddgd.experiments.pipeline import run_config
 
 ROOT = Path(__file__).resolve().parent.parent
 HTML = ROOT / "_build" / "html"
@@ -141,7 +143,7 @@ def keys(df: pd.DataFrame) -> set[tuple]:
 
 # ---- running the notebooks -----------------------------------------------------------------------
 
-RUNNER = ("import json, sys\nfrom ddgd.reproduce import run\na = json.loads(sys.argv[1])\n"
+RUNNER = ("import json, sys\nfrom ddgd.experiments.reproduce import run\na = json.loads(sys.argv[1])\n"
           "print(run(a['artefact'], 'smoke', a['overrides'], a['output_dir'], progress=False))")
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from ddgd.config import PROJECT_ROOT, ConfigError, config_hash, resolve, shown_path
-from ddgd.experiment import run_config
+from ddgd.experiments.pipeline import run_config
 
 
 def test_hash_is_blind_to_where_the_data_lives():
@@ -70,8 +70,8 @@ def test_values_that_make_a_run_meaningless_are_refused(key, value, named):
 def test_a_training_set_smaller_than_a_batch_is_refused_before_anything_is_written(tmp_path):
     import torch
 
-    from ddgd.finetune import finetune
-    from ddgd.latents import LatentCache
+    from ddgd.method.finetune import finetune
+    from ddgd.method.latents import LatentCache
 
     cache = LatentCache(torch.zeros(3, 2, 4, 4, 4).half(), torch.ones(3, 2, 4, 4, 4).half(), torch.arange(3))
     with pytest.raises(ValueError, match="fewer than one batch of 8"):

@@ -1,7 +1,7 @@
-"""The FLOP cost model (ddgd.costs): counts against hand-computed ones, and the bookkeeping of a run."""
+"""The FLOP cost model (ddgd.experiments.costs): counts against hand-computed ones, and the bookkeeping of a run."""
 import pytest
 
-from ddgd import costs
+from ddgd.experiments import costs
 from ddgd.config import resolve
 
 

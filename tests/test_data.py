@@ -1,4 +1,4 @@
-"""Tests of ddgd.data: class indices (SPEC section 4), the ImageNet root checks, the loaders, baselines."""
+"""Tests of ddgd.protocol.data: class indices (SPEC section 4), the ImageNet root checks, the loaders, baselines."""
 import gzip
 import shutil
 import struct
@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from ddgd import data
-from ddgd.data import (DATASETS, SUBSETS, DataError, ImageNetSubset, adm_center_crop, check_imagenet_root,
+from ddgd.protocol import data
+from ddgd.protocol.data import (DATASETS, SUBSETS, DataError, ImageNetSubset, adm_center_crop, check_imagenet_root,
                        class_indices, class_names, diffusion_transform, eval_transform, imagenet_index,
                        imagenet_wnids, load_digits_images, load_fashion_mnist, load_image_folder, load_real,
                        read_idx, real_baseline)
@@ -222,7 +222,7 @@ def test_image_folder_roundtrip(tmp_path):
 
 
 def test_image_folder_reads_the_sampler_export(tmp_path):
-    from ddgd.sample import write_image_folder
+    from ddgd.method.sample import write_image_folder
 
     names = class_names("fashion-mnist")  # "T-shirt/top" holds a slash
     images = torch.randint(0, 256, (20, 1, 32, 32), dtype=torch.uint8)
@@ -233,7 +233,7 @@ def test_image_folder_reads_the_sampler_export(tmp_path):
 
 
 def test_fashion_subsets_relabel_and_condition_on_the_original_class(monkeypatch):
-    from ddgd import data
+    from ddgd.protocol import data
 
     x = torch.arange(20, dtype=torch.uint8).reshape(20, 1, 1, 1).expand(20, 1, 28, 28).contiguous()
     y = torch.arange(20) % 10

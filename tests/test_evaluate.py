@@ -5,10 +5,10 @@ import os
 import pytest
 import torch
 
-from ddgd import results
+from ddgd.experiments import results
 from ddgd.config import EvalConfig
-from ddgd.evaluate import epochs_for_ipc, evaluation_epochs, num_epochs, prepare_images, train_and_test
-from ddgd.results import RESULT_COLUMNS, append_result, completed_runs, result_row, run_key
+from ddgd.protocol.evaluate import epochs_for_ipc, evaluation_epochs, num_epochs, prepare_images, train_and_test
+from ddgd.experiments.results import RESULT_COLUMNS, append_result, completed_runs, result_row, run_key
 
 TINY = EvalConfig(image_size=8, epochs=12, evaluations=3, batch_size=8)
 

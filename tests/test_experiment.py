@@ -6,7 +6,7 @@ import pytest
 
 from ddgd.cli import main
 from ddgd.config import resolve
-from ddgd.experiment import results_of, run_experiment
+from ddgd.experiments.pipeline import results_of, run_experiment
 
 
 def test_every_method_end_to_end_and_rerun_skips(tmp_path):
@@ -36,7 +36,7 @@ def test_every_method_end_to_end_and_rerun_skips(tmp_path):
 def test_results_of_computes_with_the_asked_threads_and_restores_them(tmp_path, monkeypatch):
     import torch
 
-    from ddgd import experiment
+    from ddgd.experiments import pipeline as experiment
 
     seen = []
     monkeypatch.setattr(experiment, "run_experiment", lambda *a, **k: seen.append(torch.get_num_threads()))
@@ -123,7 +123,7 @@ def test_two_runs_of_one_seed_on_one_folder_take_turns(tmp_path):
 
 
 def test_a_stale_temporary_of_the_results_file_is_removed(tmp_path):
-    from ddgd.results import append_result
+    from ddgd.experiments.results import append_result
 
     stale = tmp_path / ".r.csv.abc123.tmp"
     stale.write_text("half a file")
@@ -144,7 +144,7 @@ def test_cli_refuses_an_ignored_root_and_an_out_that_is_a_file(tmp_path, capsys)
 def test_the_latent_cache_is_readable_by_everyone(tmp_path):
     import torch
 
-    from ddgd.latents import LatentCache
+    from ddgd.method.latents import LatentCache
 
     path = tmp_path / "cache.pt"
     LatentCache(torch.zeros(1, 2, 1, 1, 1), torch.ones(1, 2, 1, 1, 1), torch.zeros(1)).save(path, {"k": 1})

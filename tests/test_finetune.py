@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from ddgd.config import PRESETS
-from ddgd.finetune import RunDirError, finetune, load_finetuned
-from ddgd.latents import LatentCache
+from ddgd.method.finetune import RunDirError, finetune, load_finetuned
+from ddgd.method.latents import LatentCache
 
 
 def tiny_cfg(method="ddgd", **ft):

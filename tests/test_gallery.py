@@ -1,4 +1,4 @@
-"""Figure 3 helpers (ddgd.gallery): picking, montage, the stored gallery and its diversity sentences."""
+"""Figure 3 helpers (ddgd.pages.figure3): picking, montage, the stored gallery and its diversity sentences."""
 import json
 
 import matplotlib
@@ -10,9 +10,9 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from ddgd import gallery  # noqa: E402
+from ddgd.pages import figure3 as gallery  # noqa: E402
 from ddgd.config import resolve  # noqa: E402
-from ddgd.quality import train_judge  # noqa: E402
+from ddgd.embedded.quality import train_judge  # noqa: E402
 
 NAMES = [str(i) for i in range(10)]
 

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from ddgd.config import resolve
-from ddgd.data import SUBSETS, ImageNetSubset, diffusion_transform, imagenet_index
-from ddgd.experiment import load_data, real_set, run_experiment
-from ddgd.latents import build_cache
-from ddgd.loaders import StreamedSet, read_images, uint8_transform
+from ddgd.protocol.data import SUBSETS, ImageNetSubset, diffusion_transform, imagenet_index
+from ddgd.experiments.pipeline import load_data, real_set, run_experiment
+from ddgd.method.latents import build_cache
+from ddgd.protocol.loaders import StreamedSet, read_images, uint8_transform
 
 from fakes import TINY_RGB_DIT, TINY_RGB_VAE, make_standins, make_varied_imagenet
 
@@ -119,7 +119,7 @@ def test_fine_tuning_on_the_first_images_per_class(tree, models):
     cfg = tiny_imagenet_cfg(tree, models, **{"data.train_per_class": 1})
     data = load_data(cfg)
     assert data.train_y.tolist() == list(range(10))
-    from ddgd.experiment import latent_cache
+    from ddgd.experiments.pipeline import latent_cache
 
     assert len(latent_cache(cfg, data, None, progress=False)) == 10
     stream, _ = real_set(cfg, data, "full", 1, seed=0)

@@ -1,4 +1,4 @@
-"""Exact tests of the walk-through measurements (ddgd.inspect) on hand-computable tensors."""
+"""Exact tests of the walk-through measurements (ddgd.pages.walkthrough) on hand-computable tensors."""
 import math
 from types import SimpleNamespace
 
@@ -6,13 +6,13 @@ import pandas as pd
 import pytest
 import torch
 
-from ddgd import inspect as ins
+from ddgd.pages import walkthrough as ins
 from ddgd.config import resolve
-from ddgd.diffusion import Schedule
-from ddgd.finetune import batch_indices
-from ddgd.latents import LatentCache
-from ddgd.losses import minimax_terms
-from ddgd.memory import ClassMemories, MemoryBank, adaptive, adaptive_min
+from ddgd.method.diffusion import Schedule
+from ddgd.method.finetune import batch_indices
+from ddgd.method.latents import LatentCache
+from ddgd.method.losses import minimax_terms
+from ddgd.method.memory import ClassMemories, MemoryBank, adaptive, adaptive_min
 
 
 class _FakeVAE:
@@ -33,7 +33,7 @@ def test_first_per_class_keeps_dataset_order():
 
 
 def test_real_images_of_an_in_memory_set():
-    from ddgd.experiment import load_data
+    from ddgd.experiments.pipeline import load_data
 
     cfg = resolve("digits-tiny", {"data.train_per_class": 3})
     x, y = ins.real_images(cfg, load_data(cfg))
@@ -45,7 +45,7 @@ def test_real_images_of_an_in_memory_set():
 
 
 def test_real_images_of_an_imagenet_subset(tmp_path):
-    from ddgd.data import SUBSETS
+    from ddgd.protocol.data import SUBSETS
     from fakes import make_fake_imagenet
 
     root = make_fake_imagenet(tmp_path, SUBSETS["imagewoof"], n_train=3, n_val=1, size=20)
@@ -242,7 +242,7 @@ def test_naive_adaptive_matches_the_incremental_rule():
 # ---- figures, files, clocks --------------------------------------------------------------------
 
 def test_image_grid_and_decode_items():
-    from ddgd.models import load_vae
+    from ddgd.method.models import load_vae
 
     vae = load_vae("tiny")
     images = ins.decode_items(vae, torch.randn(3, 64), (4, 4, 4))

@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from ddgd.diffusion import Schedule, q_sample, space_timesteps
-from ddgd.losses import (diversity, minimax_terms, predicted_x0, representativeness, total_loss,
+from ddgd.method.diffusion import Schedule, q_sample, space_timesteps
+from ddgd.method.losses import (diversity, minimax_terms, predicted_x0, representativeness, total_loss,
                          vb_term)
 
 

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from ddgd.memory import UPDATE_RULES, ClassMemories, MemoryBank, adaptive, adaptive_min, fifo
+from ddgd.method.memory import UPDATE_RULES, ClassMemories, MemoryBank, adaptive, adaptive_min, fifo
 
 
 def reference_adaptive(items, capacity, largest=True):

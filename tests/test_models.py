@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from ddgd.models import EMA, apply_difffit, load_transformer, load_vae, num_classes, drop_labels
+from ddgd.method.models import EMA, apply_difffit, load_transformer, load_vae, num_classes, drop_labels
 
 
 def test_load_from_save_pretrained_folder_roundtrip(tiny_hub):
@@ -83,7 +83,7 @@ def test_drop_labels_rate():
 
 
 def test_bitfit_trains_the_biases_only():
-    from ddgd.models import select_trainable
+    from ddgd.method.models import select_trainable
 
     model = load_transformer("tiny")
     names = select_trainable(model, difffit=True, bitfit=True)  # BitFit takes precedence

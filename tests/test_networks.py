@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from ddgd.networks import NETWORKS, build, count_parameters
+from ddgd.protocol.networks import NETWORKS, build, count_parameters
 
 
 @pytest.mark.parametrize("name, size, expected", [

@@ -13,8 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ddgd import reproduce
-from ddgd.data import SUBSETS
+from ddgd.experiments import reproduce
+from ddgd.protocol.data import SUBSETS
 
 from fakes import make_standins, make_varied_imagenet
 

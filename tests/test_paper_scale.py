@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from ddgd.cli import main
-from ddgd.data import SUBSETS
-from ddgd.models import load_transformer
+from ddgd.protocol.data import SUBSETS
+from ddgd.method.models import load_transformer
 
 from fakes import PAPER_DIT, SD_VAE, make_standins, make_varied_imagenet
 

@@ -13,12 +13,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 
-from ddgd.augment import colour_jitter, lighting
-from ddgd.data import eval_transform
-from ddgd.diffusion import space_timesteps
-from ddgd.evaluate import evaluation_epochs
-from ddgd.models import load_transformer
-from ddgd.networks import build, count_parameters
+from ddgd.protocol.augment import colour_jitter, lighting
+from ddgd.protocol.data import eval_transform
+from ddgd.method.diffusion import space_timesteps
+from ddgd.protocol.evaluate import evaluation_epochs
+from ddgd.method.models import load_transformer
+from ddgd.protocol.networks import build, count_parameters
 
 
 # ------------------------------------------------------------------------------------ networks

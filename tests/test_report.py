@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 
 from ddgd.config import resolve
-from ddgd.results import append_result, result_row
-from ddgd.experiment import run_experiment
-from ddgd.report import (REFERENCES, cell_mean, compare, describe_comparison, format_cell, format_markdown, headline,
+from ddgd.experiments.results import append_result, result_row
+from ddgd.experiments.pipeline import run_experiment
+from ddgd.experiments.report import (REFERENCES, cell_mean, compare, describe_comparison, format_cell, format_markdown, headline,
                          load_results, provenance, provenance_line, reference_table, references_markdown, run_hashes,
                          select_runs, slug, summary, table, with_references)
 
@@ -86,7 +86,7 @@ def test_provenance_fields():
 
 def test_commit_is_the_one_the_process_started_with(monkeypatch):
     """A run that outlives a commit records the code it runs, not the repository's later state."""
-    from ddgd import provenance as prov
+    from ddgd.base import provenance as prov
 
     started = prov.git_commit()
     monkeypatch.setattr(prov, "_git", lambda *args: "0" * 40)  # the repository moves on
@@ -248,9 +248,9 @@ def test_headline_and_slug():
     (lambda text: text.replace(",2,", ",two,", 1), "is not a number"),
 ])
 def test_a_malformed_results_row_is_refused_with_its_line_before_any_work(tmp_path, damage, message):
-    from ddgd.experiment import run_experiment
+    from ddgd.experiments.pipeline import run_experiment
     from ddgd.config import resolve
-    from ddgd.results import ResultsError, append_result
+    from ddgd.experiments.results import ResultsError, append_result
 
     csv = tmp_path / "r.csv"
     for seed in (0, 1):

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from ddgd.config import PRESETS
-from ddgd.finetune import RunDirError, finetune, load_finetuned, read_checkpoint
-from ddgd.inspect import loss_history, memory_tensors
-from ddgd.latents import LatentCache
+from ddgd.method.finetune import RunDirError, finetune, load_finetuned, read_checkpoint
+from ddgd.pages.walkthrough import loss_history, memory_tensors
+from ddgd.method.latents import LatentCache
 
 
 class _Payload:

@@ -4,8 +4,8 @@ import json
 import pytest
 import torch
 
-from ddgd.models import load_transformer, load_vae
-from ddgd.sample import generate, guided_output, ipc_subset, write_image_folder
+from ddgd.method.models import load_transformer, load_vae
+from ddgd.method.sample import generate, guided_output, ipc_subset, write_image_folder
 
 
 @pytest.fixture(scope="module")

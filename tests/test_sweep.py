@@ -1,4 +1,4 @@
-"""Hyperparameter sweeps of Figure 4 (ddgd.sweep): configs, labels, the tidy frame, resumable runs, the plot."""
+"""Hyperparameter sweeps of Figure 4 (ddgd.experiments.variants): configs, labels, the tidy frame, resumable runs, the plot."""
 import matplotlib
 
 matplotlib.use("Agg")
@@ -7,10 +7,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-import ddgd.experiment  # noqa: E402
-from ddgd import sweep  # noqa: E402
+import ddgd.experiments.pipeline  # noqa: E402
+from ddgd.experiments import variants as sweep  # noqa: E402
 from ddgd.config import ConfigError, config_hash, resolve  # noqa: E402
-from ddgd.results import append_result, result_row  # noqa: E402
+from ddgd.experiments.results import append_result, result_row  # noqa: E402
 
 DEFAULT = "default: finetune.lambda_r=0.002, finetune.lambda_g=0.008, finetune.n_real=4, finetune.n_gen=4"
 
@@ -105,7 +105,7 @@ def _fake_run_experiment(calls):
 
     def fake(point, methods, root, csv, progress=True, variant=""):
         calls.append((variant, root.name))
-        for m, seed, h in ddgd.report.run_hashes(point, methods):
+        for m, seed, h in ddgd.experiments.report.run_hashes(point, methods):
             for ipc in point.eval.ipcs:
                 res = {"best": 10.0 + 1000 * point.finetune.lambda_r, "final": 9.0, "epochs": 1, "wall_s": 0.0}
                 row = result_row(m, point.data.dataset, ipc, point.eval.networks[0], seed, res, h, provenance={})
@@ -117,7 +117,7 @@ def _fake_run_experiment(calls):
 
 def test_run_sweep_runs_what_is_missing_and_nothing_twice(cfg, tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(ddgd.experiment, "run_experiment", _fake_run_experiment(calls))
+    monkeypatch.setattr(ddgd.experiments.pipeline, "run_experiment", _fake_run_experiment(calls))
     cfg = resolve(cfg, {"eval.seeds": [0, 1]})
     sweeps = {"finetune.lambda_r": [0.002, 0.004], "finetune.lambda_g": [0.008, 0.016]}
     csv = tmp_path / "sweep.csv"
@@ -135,7 +135,7 @@ def test_run_sweep_runs_what_is_missing_and_nothing_twice(cfg, tmp_path, monkeyp
 
 
 def test_sweep_runs_keep_the_sweeps_rows_by_hash(cfg, tmp_path, monkeypatch):
-    monkeypatch.setattr(ddgd.experiment, "run_experiment", _fake_run_experiment([]))
+    monkeypatch.setattr(ddgd.experiments.pipeline, "run_experiment", _fake_run_experiment([]))
     sweeps = {"finetune.lambda_r": [0.002, 0.004]}
     csv = tmp_path / "sweep.csv"
     sweep.run_sweep(cfg, sweeps, tmp_path / "runs", csv, progress=False)

@@ -1,4 +1,4 @@
-"""The 2-D experiment behind Figure 1 (ddgd/toy.py): data, coverage, determinism, the full run."""
+"""The 2-D experiment behind Figure 1 (ddgd/pages/figure1.py): data, coverage, determinism, the full run."""
 import math
 
 import numpy as np
@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 import torch
 
-from ddgd.diffusion import Schedule
-from ddgd.toy import (ToyDenoiser, ToyParams, coverage, mixture_density, mode_centres, mode_weights, run_figure1,
+from ddgd.method.diffusion import Schedule
+from ddgd.pages.figure1 import (ToyDenoiser, ToyParams, coverage, mixture_density, mode_centres, mode_weights, run_figure1,
                       sample_paths, smooth_path, summarise, verdict)
 
 SMOKE = dict(seeds=[0, 1], num_timesteps=30, hidden=16, n_train=64, pretrain_steps=15, pretrain_batch_size=16,
@@ -129,7 +129,7 @@ def test_bad_parameters_are_refused_with_the_fix():
 def test_parameter_sets_match_the_notebook_and_the_defaults():
     from dataclasses import asdict
 
-    from ddgd.reproduce import load_params, notebook_parameters, notebook_path
+    from ddgd.experiments.reproduce import load_params, notebook_parameters, notebook_path
 
     declared = notebook_parameters(notebook_path("figure1"))
     cpu = load_params("figure1", "cpu")

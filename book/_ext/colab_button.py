@@ -2,7 +2,7 @@
 
 The notebooks are jupytext `.py` files; Colab opens only `.ipynb` from GitHub, so the theme's own
 Colab button (which opens the page's source file) cannot work. After an HTML build this extension
-writes a copy of every notebook into `<site>/<colab_folder>/<name>.ipynb` (`ddgd.launch`), and
+writes a copy of every notebook into `<site>/<colab_folder>/<name>.ipynb` (`ddgd.pages.colab`), and
 adds to the launch menu of each notebook page a Colab link to that copy on the branch the built
 site is published to (`colab_branch`, `gh-pages`), with the repository address of the book's
 configuration. Until the site is published there, the link leads nowhere.
@@ -13,7 +13,7 @@ COLAB = "https://colab.research.google.com"
 
 
 def _notebooks() -> set[str]:
-    from ddgd.reproduce import ARTEFACTS
+    from ddgd.experiments.reproduce import ARTEFACTS
 
     return {str(Path(path).with_suffix("")) for path in ARTEFACTS.values()}
 
@@ -33,7 +33,7 @@ def add_colab_link(app, pagename, templatename, context, doctree):
 
 def write_copies(app, exception):
     if exception is None and app.builder.format == "html":
-        from ddgd.launch import write_ipynb_copies
+        from ddgd.pages.colab import write_ipynb_copies
 
         write_ipynb_copies(Path(app.outdir) / app.config.colab_folder)
 

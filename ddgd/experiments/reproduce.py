@@ -32,7 +32,7 @@ from typing import Any
 import yaml
 
 # The clone this package was installed from (editable install): notebooks live beside the package.
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK_DIR = "notebooks"
 PARAMS_DIRNAME = "params"
 PRESETS = ("cpu", "smoke", "paper")  # the presets every artefact provides; more may exist

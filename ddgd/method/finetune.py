@@ -28,13 +28,13 @@ from pathlib import Path
 import torch
 from tqdm import tqdm  # text bars: the same in a terminal, a notebook and the built book
 
-from ddgd.accel import apply_model_switches, autocast, maybe_compile
+from ddgd.base.accel import apply_model_switches, autocast, maybe_compile
 from ddgd.config import RunConfig, config_hash, save_config, to_dict
-from ddgd.diffusion import Schedule, q_sample
-from ddgd.latents import LatentCache
-from ddgd.losses import diffusion_loss, minimax_terms, predicted_x0, total_loss, vb_term
-from ddgd.memory import ClassMemories
-from ddgd.models import EMA, drop_labels, load_transformer, select_trainable
+from ddgd.method.diffusion import Schedule, q_sample
+from ddgd.method.latents import LatentCache
+from ddgd.method.losses import diffusion_loss, minimax_terms, predicted_x0, total_loss, vb_term
+from ddgd.method.memory import ClassMemories
+from ddgd.method.models import EMA, drop_labels, load_transformer, select_trainable
 
 
 def default_device() -> torch.device:

@@ -19,10 +19,10 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm  # text bars: the same in a terminal, a notebook and the built book
 
-from ddgd.diffusion import Schedule, q_sample
-from ddgd.latents import build_cache, decode, to_model_range
-from ddgd.losses import diffusion_loss, vb_term
-from ddgd.models import EMA, drop_labels, load_transformer, load_vae, untied_copy
+from ddgd.method.diffusion import Schedule, q_sample
+from ddgd.method.latents import build_cache, decode, to_model_range
+from ddgd.method.losses import diffusion_loss, vb_term
+from ddgd.method.models import EMA, drop_labels, load_transformer, load_vae, untied_copy
 
 
 FASHION_TEST_IMAGES = 10_000  # the judge's test accuracy is measured on all of them
@@ -119,8 +119,8 @@ def train_dit(cache, cfg: PretrainConfig, progress: bool = True):
 def evaluate_generator(model, vae, real_train, train_labels, real_test, test_labels, cfg: PretrainConfig,
                        progress: bool = True) -> tuple[dict, torch.Tensor, torch.Tensor]:
     """Quality figures of the guided sampler (`QUALITY_SAMPLER`): judge accuracy and diversity."""
-    from ddgd.quality import conditional_accuracy, diversity_ratio, train_judge
-    from ddgd.sample import generate
+    from ddgd.embedded.quality import conditional_accuracy, diversity_ratio, train_judge
+    from ddgd.method.sample import generate
 
     judge = train_judge(real_train, train_labels, cfg.judge_epochs, cfg.seed, progress)
     judge_test = conditional_accuracy(judge, real_test, test_labels)
@@ -173,7 +173,7 @@ class _Stages:
 def pretrain(out_dir: str | Path, cfg: PretrainConfig = PretrainConfig(), data_root: str | None = None,
              download: bool = False, progress: bool = True, command: str | None = None) -> dict:
     """Train VAE then DiT, measure them, and save both with save_pretrained plus card.json (atomically)."""
-    from ddgd.data import load_real
+    from ddgd.protocol.data import load_real
 
     torch.manual_seed(cfg.seed)
     start = time.time()
@@ -191,7 +191,7 @@ def pretrain(out_dir: str | Path, cfg: PretrainConfig = PretrainConfig(), data_r
     t_eval = time.time()
     recon = reconstruction_error(vae, test_x[:RECONSTRUCTION_IMAGES])
     quality, images, labels = evaluate_generator(model, vae, train_x, train_y, test_x, test_y, cfg, progress)
-    from ddgd.report import provenance  # floor 1; imported late so pretraining needs no report tooling
+    from ddgd.experiments.report import provenance  # floor 1; imported late so pretraining needs no report tooling
 
     card = {
         "command": command,
@@ -227,14 +227,14 @@ def model_card(card: dict) -> str:
 A diffusers `AutoencoderKL` (`vae/`, 1 x 32 x 32 images -> 4 x 8 x 8 latents, scaling factor in its
 config) and a class-conditional `DiTTransformer2DModel` (`transformer/`, 10 classes + the null class
 10 for guidance, EMA weights), trained on the 60,000 Fashion-MNIST training images padded to 32 px.
-Load them with `ddgd.models.load_vae("data/fashion-ldm/vae")` and
-`ddgd.models.load_transformer("data/fashion-ldm/transformer")`.
+Load them with `ddgd.method.models.load_vae("data/fashion-ldm/vae")` and
+`ddgd.method.models.load_transformer("data/fashion-ldm/transformer")`.
 
 ## How it was made
 
     {card["command"]}
 
-Configuration (`ddgd.pretrain.PretrainConfig`): `{json.dumps(card["config"], sort_keys=True)}`
+Configuration (`ddgd.embedded.pretrain.PretrainConfig`): `{json.dumps(card["config"], sort_keys=True)}`
 
 Wall time: VAE {w["vae"] / 60:.1f} min, VAE + DiT {w["train_total"] / 60:.1f} min, total with the quality
 figures {w["total"] / 60:.1f} min, on {p.get("hardware", "unknown hardware")}; torch {p.get("torch")},

@@ -20,7 +20,7 @@ from typing import Mapping
 import torch
 import torch.nn.functional as F
 
-from ddgd.diffusion import Schedule, gather, learned_log_variance, posterior_mean
+from ddgd.method.diffusion import Schedule, gather, learned_log_variance, posterior_mean
 
 
 def predicted_x0(z_t: torch.Tensor, eps: torch.Tensor, alphas_cumprod: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """The cost of the paper scale, counted in FLOPs rather than typed (book page: "What the paper scale costs").
 
 Every stage is run once on PyTorch's meta device under `torch.utils.flop_counter.FlopCounterMode`:
-the real modules (diffusers' DiT and VAE, the evaluation networks of `ddgd.networks`) at the
+the real modules (diffusers' DiT and VAE, the evaluation networks of `ddgd.protocol.networks`) at the
 paper's shapes, with no memory and no arithmetic spent. A stage's time on a GPU is its FLOPs over
 the GPU's peak rate at a stated utilisation (`GPUS`, `UTILISATION`); the GPU check script
 (benchmarks/bench_gpu.py) measures the utilisation a real GPU reaches.
@@ -23,9 +23,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from ddgd.config import RunConfig
-from ddgd.data import SUBSETS
-from ddgd.evaluate import evaluation_epochs, num_epochs
-from ddgd.networks import build
+from ddgd.protocol.data import SUBSETS
+from ddgd.protocol.evaluate import evaluation_epochs, num_epochs
+from ddgd.protocol.networks import build
 
 # DiT-XL/2 (Peebles & Xie 2023) at 256 px and the SD VAE's config: the shapes the hub weights have.
 DIT_XL_2 = dict(num_attention_heads=16, attention_head_dim=72, in_channels=4, out_channels=8, num_layers=28,
@@ -56,7 +56,7 @@ def dit_flops(batch: int, steps: int, difffit: bool = True) -> dict[str, float]:
     """FLOPs of one fine-tuning step at `batch` and of one guided sample of `steps` steps (DiT-XL/2)."""
     from diffusers import DiTTransformer2DModel
 
-    from ddgd.models import select_trainable, tie_embedders
+    from ddgd.method.models import select_trainable, tie_embedders
 
     with torch.device("meta"):
         model = DiTTransformer2DModel(**DIT_XL_2)
@@ -147,9 +147,9 @@ def units(cfg: RunConfig) -> dict[str, float]:
 
 def artefact_flops(artefact: str) -> dict[str, float]:
     """FLOPs per stage of an artefact's `paper` parameter set (its notebook's defaults where the set is silent)."""
-    from ddgd import reproduce
+    from ddgd.experiments import reproduce
     from ddgd.config import resolve
-    from ddgd.sweep import sweep_points
+    from ddgd.experiments.variants import sweep_points
 
     defaults = reproduce.notebook_parameters(reproduce.notebook_path(artefact))
     p = {**defaults, **reproduce.load_params(artefact, "paper")}

@@ -1,7 +1,7 @@
 """Result files: one tidy CSV row per run (method, dataset, IPC, network, seed), with provenance.
 
-Every runner (`ddgd.experiment`, `ddgd.sweep`, `ddgd evaluate`) writes its rows here and every table
-reads them through `ddgd.report`. A row is keyed by `run_key` (its config hash included), so a rerun
+Every runner (`ddgd.experiments.pipeline`, `ddgd.experiments.variants`, `ddgd evaluate`) writes its rows here and every table
+reads them through `ddgd.experiments.report`. A row is keyed by `run_key` (its config hash included), so a rerun
 skips the runs a file already holds (`completed_runs`); rows are appended atomically, and parallel
 writers take turns (`locked`).
 """
@@ -30,7 +30,7 @@ def result_row(method: str, dataset: str, ipc: int, network: str, seed: int, res
                provenance: dict | None = None) -> dict:
     """One CSV row for a finished run: its key, best/final accuracy and provenance (`report.provenance`)."""
     if provenance is None:
-        from ddgd.report import provenance as current  # deferred: report imports pandas
+        from ddgd.experiments.report import provenance as current  # deferred: report imports pandas
 
         provenance = current()
     row = dict(method=method, dataset=dataset, ipc=int(ipc), network=network, seed=int(seed),

@@ -1,11 +1,11 @@
 """Provenance of result rows and the tables of the book (book pages: Parity, Table 1).
 
-`load_results` reads result CSVs (the rows of `ddgd.results.append_result`), `select_runs` keeps
+`load_results` reads result CSVs (the rows of `ddgd.experiments.results.append_result`), `select_runs` keeps
 the rows that one configuration produced, `summary` reduces the repeated runs of each cell to mean,
 std (sample std, ddof 1) and n, and `table` lays them out as the paper does: one row per method,
 one column per (network, IPC), cells "mean ± std". `compare` and `describe_comparison` say, cell by
 cell, whether a method beats the others by more than the spread between seeds.
-The published numbers (`ddgd.references`) are shaped the same way by
+The published numbers (`ddgd.experiments.references`) are shaped the same way by
 `reference_table` and `references_markdown`, always labelled with where they come from.
 """
 from __future__ import annotations
@@ -16,9 +16,9 @@ from typing import Iterable, Sequence
 
 import pandas as pd
 
-from ddgd.provenance import git_commit, hardware, provenance, provenance_line  # noqa: F401
-from ddgd.references import KIP, MINIMAX, MINIMAX_QUOTED, NOTES, REFERENCES  # noqa: F401 (re-exported)
-from ddgd.results import read_checked
+from ddgd.base.provenance import git_commit, hardware, provenance, provenance_line  # noqa: F401
+from ddgd.experiments.references import KIP, MINIMAX, MINIMAX_QUOTED, NOTES, REFERENCES  # noqa: F401 (re-exported)
+from ddgd.experiments.results import read_checked
 
 # The order in which methods appear in a table; unknown methods follow, alphabetically.
 METHOD_ORDER = ("random", "dc", "dsa", "kip", "dit", "finetune", "minimax", "ddgd", "full")
@@ -179,11 +179,11 @@ BETTER, WITHIN, WORSE, TOO_FEW = ("better by more than the spread", "within the 
 def run_hashes(cfg, methods: Sequence[str]) -> set[tuple[str, int, str]]:
     """(method, seed, config_hash) of every row that `run_experiment(cfg, methods, ...)` writes.
 
-    The hash of a row is that of `ddgd.experiment.run_config`, the config narrowed to the row's run;
+    The hash of a row is that of `ddgd.experiments.pipeline.run_config`, the config narrowed to the row's run;
     `full` has one IPC, the images per class of the training set, read from the rows themselves.
     """
     from ddgd.config import config_hash
-    from ddgd.experiment import run_config  # deferred: experiment imports this module
+    from ddgd.experiments.pipeline import run_config  # deferred: experiment imports this module
 
     keys = set()
     for seed in cfg.eval.seeds:
@@ -205,9 +205,9 @@ def select_runs(df: pd.DataFrame, cfg, methods: Sequence[str], variant: str | No
         return df.assign(variant=pd.Series(dtype=str)) if variant is not None else df
     missing = [c for c in ("method", "seed", "config_hash") if c not in df.columns]
     if missing:
-        raise ValueError(f"results lack the column(s) {', '.join(missing)}: not rows of ddgd.results.append_result")
+        raise ValueError(f"results lack the column(s) {', '.join(missing)}: not rows of ddgd.experiments.results.append_result")
     from ddgd.config import config_hash
-    from ddgd.experiment import run_config  # deferred: experiment imports this module
+    from ddgd.experiments.pipeline import run_config  # deferred: experiment imports this module
 
     seeds = {int(s) for s in cfg.eval.seeds}
     methods = {str(m) for m in methods}

@@ -22,18 +22,18 @@ import torch
 from tqdm import tqdm  # text bars: the same in a terminal, a notebook and the built book
 
 from ddgd.config import FinetuneConfig, ModelConfig, RunConfig, SampleConfig, config_hash, project_path, to_dict
-from ddgd import loaders
-from ddgd.accel import apply_model_switches, autocast, maybe_compile
-from ddgd.data import ImageNetSubset, SUBSETS, check_imagenet_root, class_indices, class_names, diffusion_transform, \
+from ddgd.protocol import loaders
+from ddgd.base.accel import apply_model_switches, autocast, maybe_compile
+from ddgd.protocol.data import ImageNetSubset, SUBSETS, check_imagenet_root, class_indices, class_names, diffusion_transform, \
     legacy_test_resize, load_image_folder, load_real, real_baseline
-from ddgd.loaders import test_images
-from ddgd.evaluate import train_and_test
-from ddgd.results import append_result, completed_runs, locked, result_row, run_key
-from ddgd.finetune import default_device, finetune, load_finetuned
-from ddgd.latents import LatentCache, cached_latents
-from ddgd.models import load_vae
-from ddgd.report import git_commit, provenance
-from ddgd.sample import generate, ipc_subset, verify_image_folder, write_image_folder
+from ddgd.protocol.loaders import test_images
+from ddgd.protocol.evaluate import train_and_test
+from ddgd.experiments.results import append_result, completed_runs, locked, result_row, run_key
+from ddgd.method.finetune import default_device, finetune, load_finetuned
+from ddgd.method.latents import LatentCache, cached_latents
+from ddgd.method.models import load_vae
+from ddgd.experiments.report import git_commit, provenance
+from ddgd.method.sample import generate, ipc_subset, verify_image_folder, write_image_folder
 
 GENERATIVE = ("dit", "finetune", "minimax", "ddgd")
 
@@ -263,7 +263,7 @@ def results_of(cfg: RunConfig, methods: tuple[str, ...] | list[str], csv: str | 
     What a table page does: read the committed result file, and compute only what it lacks, with
     `threads` CPU threads (None: torch's default; on a busy machine one can beat two).
     """
-    from ddgd.report import load_results, select_runs
+    from ddgd.experiments.report import load_results, select_runs
 
     if compute:
         before = torch.get_num_threads()

@@ -2,7 +2,7 @@
 
 Top-1 accuracy in %, means of the published runs, hard labels. Each row names its `source`, and
 `NOTES` says per dataset what the numbers are (which methods, which protocol and resolution), so a
-page never shows a published number without saying where it comes from. `ddgd.report` shapes them
+page never shows a published number without saying where it comes from. `ddgd.experiments.report` shapes them
 into tables (`reference_table`, `references_markdown`).
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Where a result comes from: the versions, commit and hardware of a run.
 
-`provenance()` is recorded with every result row (`ddgd.results.result_row`), every sample pool
+`provenance()` is recorded with every result row (`ddgd.experiments.results.result_row`), every sample pool
 and the shipped model card; `provenance_line` turns the provenance columns of result rows back
 into the one line a table of the book prints under itself.
 """

@@ -9,8 +9,8 @@ of result files written by `compute_gallery`:
     <images_dir>/<method>/<class>/NNNN.png   the images shown (ImageFolder), `real` for the originals
 
 All methods sample with the same seed, so the k-th image of a class starts from the same noise in
-every method (`ddgd.sample.image_noise`). Diversity is measured on the whole IPC set of every class
-with `ddgd.quality.diversity_ratio`: mean pairwise distance of the images in the features of a
+every method (`ddgd.method.sample.image_noise`). Diversity is measured on the whole IPC set of every class
+with `ddgd.embedded.quality.diversity_ratio`: mean pairwise distance of the images in the features of a
 small classifier trained on the real training images (the judge), over that of real images of the
 class (1.0: as spread out as the real data). The `real` row is a random draw of IPC real images.
 """
@@ -30,10 +30,10 @@ from matplotlib.figure import Figure
 from torchvision.utils import make_grid
 
 from ddgd.config import RunConfig, config_hash, to_dict
-from ddgd.data import ImageNetSubset, eval_transform, load_image_folder, real_baseline
-from ddgd.provenance import provenance
-from ddgd.quality import conditional_accuracy, diversity_ratio, predict, train_judge
-from ddgd.sample import ipc_subset, partial_dir, write_image_folder
+from ddgd.protocol.data import ImageNetSubset, eval_transform, load_image_folder, real_baseline
+from ddgd.base.provenance import provenance
+from ddgd.embedded.quality import conditional_accuracy, diversity_ratio, predict, train_judge
+from ddgd.method.sample import ipc_subset, partial_dir, write_image_folder
 
 REAL = "real"
 DISPLAY = {REAL: "Original", "dit": "DiT", "finetune": "Fine-tuned", "minimax": "Minimax", "ddgd": "DDGD (ours)"}
@@ -136,15 +136,15 @@ def write_gallery(out_dir: str | Path, sets: dict, spec: GallerySpec, class_name
 
 def gallery_hash(cfg: RunConfig, seed: int) -> str:
     """What a gallery depends on: model, data, fine-tuning and sampling at its seed; never the evaluation settings."""
-    from ddgd.experiment import with_seed  # deferred: heavy imports
+    from ddgd.experiments.pipeline import with_seed  # deferred: heavy imports
 
     return config_hash(with_seed(cfg, seed), "model", "data", "finetune", "sample")
 
 
 def compute_gallery(cfg: RunConfig, spec: GallerySpec, root: str | Path, out_dir: str | Path,
                     progress: bool = True) -> Path:
-    """Fine-tune and sample every method (`ddgd.experiment`), measure diversity, write the gallery."""
-    from ddgd.experiment import distill, load_data, sample_pool, with_seed  # deferred: heavy imports
+    """Fine-tune and sample every method (`ddgd.experiments.pipeline`), measure diversity, write the gallery."""
+    from ddgd.experiments.pipeline import distill, load_data, sample_pool, with_seed  # deferred: heavy imports
 
     spec.check(cfg)  # before any loading: a bad value fails at once
     data = load_data(cfg)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 # The repository root: shipped data (data/) and committed results (data/results/) live under it.
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def project_path(path: str | Path) -> Path:
@@ -60,7 +60,7 @@ class ModelConfig:
     # frequencies over half, LayerNorm eps 1e-6 before the MLP); "diffusers": keep diffusers' own,
     # for models trained in diffusers (the embedded Fashion-MNIST model). Book page: deviations.
     dit_numerics: str = "original"
-    # GPU execution switches (ddgd.accel): bf16 autocast of the DiT and the VAE, TF32, compiling the
+    # GPU execution switches (ddgd.base.accel): bf16 autocast of the DiT and the VAE, TF32, compiling the
     # DiT, deterministic kernels. The paper presets turn on TF32; bf16 stays one override away.
     precision: str = "fp32"
     tf32: bool = False
@@ -143,7 +143,7 @@ class EvalConfig:
     crop_scale: float = 0.5
     seeds: tuple[int, ...] = (0, 1, 2)
     compile: bool = False  # torch.compile the network (pays off on long CPU runs)
-    precision: str = "fp32"  # "bf16": autocast the evaluation networks (ddgd.accel)
+    precision: str = "fp32"  # "bf16": autocast the evaluation networks (ddgd.base.accel)
     channels_last: bool = False  # NHWC layout for the networks and their batches (GPU convolutions)
     test_limit: int | None = None  # evaluate on the first N test images only (smoke runs)
     full_epochs: int | None = None  # epochs of the `full` baseline; None: the protocol's 300 x epoch_scale
@@ -229,7 +229,7 @@ class ConfigError(ValueError):
 
 
 def validate(cfg: RunConfig) -> RunConfig:
-    from ddgd.memory import UPDATE_RULES  # floor 1, no cycle
+    from ddgd.method.memory import UPDATE_RULES  # floor 1, no cycle
 
     ft, sm, ev = cfg.finetune, cfg.sample, cfg.eval
     if ft.method not in METHODS:
@@ -278,12 +278,12 @@ def validate(cfg: RunConfig) -> RunConfig:
         if ipc > sm.pool:
             raise ConfigError(f"eval.ipcs holds {ipc}, more than the {sm.pool} images generated per class: "
                               f"raise sample.pool to at least {ipc} or drop that IPC")
-    from ddgd.networks import NETWORKS
+    from ddgd.protocol.networks import NETWORKS
 
     for net in ev.networks:
         if net not in NETWORKS:
             raise ConfigError(f"unknown network {net!r}: choose one of {', '.join(NETWORKS)}")
-    from ddgd.data import DATASETS
+    from ddgd.protocol.data import DATASETS
 
     if cfg.data.dataset not in DATASETS:
         raise ConfigError(f"unknown dataset {cfg.data.dataset!r}: choose one of {', '.join(DATASETS)}")

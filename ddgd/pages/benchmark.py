@@ -1,7 +1,7 @@
 """The embedded benchmark: every method at several IPCs and networks, read from its result file.
 
 The full CPU preset (`fashion-mnist`) writes one row per (method, IPC, network, seed) through
-`ddgd.experiment`, like every table of the book; this module adds what a table alone does not show:
+`ddgd.experiments.pipeline`, like every table of the book; this module adds what a table alone does not show:
 accuracy against IPC per network (the mean over seeds as a line, the min-max over seeds as a band,
 as in the paper's Figure 4) and what the evaluations cost, from the `wall_s` of each row.
 """
@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ddgd.report import METHOD_ORDER, NETWORK_ORDER
+from ddgd.experiments.report import METHOD_ORDER, NETWORK_ORDER
 
 REAL_BASELINES = ("full",)  # one point per network (all training images), drawn as a level line
 

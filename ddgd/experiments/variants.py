@@ -8,7 +8,7 @@ mean accuracy with a band from the minimum to the maximum run. Here:
   ``finetune.lambda_r=0.004``. The point that equals the base config (the paper's default) is shared
   by every sweep: its label lists the values of all four parameters, ``default: finetune.lambda_r=0.002,
   ...``, so one run serves the four panels.
-* `run_sweep` runs the points that the results CSV lacks through `ddgd.experiment.run_experiment`
+* `run_sweep` runs the points that the results CSV lacks through `ddgd.experiments.pipeline.run_experiment`
   (method ``ddgd``), each in its own folder, and nothing else: a complete CSV costs nothing.
 * `sweep_runs` keeps the rows of a CSV that belong to the sweep (by config hash, not by label);
   `sweep_frame` parses their labels into a tidy frame (param, value, ipc, network, seed, best).
@@ -25,8 +25,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ddgd.config import ConfigError, RunConfig, config_hash, resolve
-from ddgd.results import completed_runs, run_key
-from ddgd.report import run_hashes, select_runs
+from ddgd.experiments.results import completed_runs, run_key
+from ddgd.experiments.report import run_hashes, select_runs
 
 METHOD = "ddgd"
 # The swept parameters in the paper's panel order: symbol, what it is, base of the logarithmic x-axis
@@ -110,7 +110,7 @@ def sweep_points(cfg: RunConfig, sweeps: dict[str, Sequence[float | int]]) -> li
 
 
 def point_keys(point: RunConfig) -> set[tuple]:
-    """The result keys (`ddgd.results.run_key`) that `run_experiment(point, ("ddgd",), ...)` writes."""
+    """The result keys (`ddgd.experiments.results.run_key`) that `run_experiment(point, ("ddgd",), ...)` writes."""
     return {run_key(m, point.data.dataset, ipc, net, seed, h) for m, seed, h in run_hashes(point, (METHOD,))
             for ipc in point.eval.ipcs for net in point.eval.networks}
 
@@ -137,7 +137,7 @@ def run_sweep(cfg: RunConfig, sweeps: dict[str, Sequence[float | int]], root: st
     Each point runs every seed, IPC and network of its config (`eval.seeds`, `eval.ipcs`,
     `eval.networks`) and writes its label into the `variant` column.
     """
-    from ddgd.experiment import run_experiment  # deferred: experiment imports torch-heavy modules
+    from ddgd.experiments.pipeline import run_experiment  # deferred: experiment imports torch-heavy modules
 
     for label, point in pending(cfg, sweeps, csv):
         run_experiment(point, (METHOD,), Path(root) / point_folder(label, point), csv, progress=progress,

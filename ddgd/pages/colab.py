@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from ddgd.reproduce import ARTEFACTS, REPO_ROOT
+from ddgd.experiments.reproduce import ARTEFACTS, REPO_ROOT
 
 # Colab runs Python 3.12 and its own CUDA torch: install the package without its pins, then the rest.
 COLAB_SETUP = """\
@@ -27,7 +27,7 @@ if "google.colab" in sys.modules and not os.path.isdir("/content/ddgd"):
     !git clone -q --depth 1 {url} /content/ddgd
     !pip install -q --no-deps --ignore-requires-python -e /content/ddgd
     !pip install -q "diffusers==0.42.*" jupytext myst-nb papermill seaborn
-    !python -c "from ddgd.data import load_fashion_mnist as f; f('train', download=True); f('test', download=True)"
+    !python -c "from ddgd.protocol.data import load_fashion_mnist as f; f('train', download=True); f('test', download=True)"
 if "google.colab" in sys.modules:
     sys.path.insert(0, "/content/ddgd")
     os.chdir("/content/ddgd/notebooks")"""

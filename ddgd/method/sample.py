@@ -26,10 +26,10 @@ from tqdm import tqdm  # text bars: the same in a terminal, a notebook and the b
 
 from diffusers import AutoencoderKL, DiTTransformer2DModel
 
-from ddgd.data import folder_name
-from ddgd.diffusion import Schedule, learned_log_variance, posterior_mean
-from ddgd.latents import decode, to_uint8
-from ddgd.losses import predicted_x0
+from ddgd.protocol.data import folder_name
+from ddgd.method.diffusion import Schedule, learned_log_variance, posterior_mean
+from ddgd.method.latents import decode, to_uint8
+from ddgd.method.losses import predicted_x0
 
 
 def image_seed(seed: int, label: int, index: int) -> int:

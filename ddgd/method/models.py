@@ -50,7 +50,7 @@ HUB_PREFIXES = ("facebook/", "stabilityai/")
 
 def resolve_path(spec: str) -> Path | None:
     """A local folder for `spec`: as given, or relative to the project root (so notebooks find data/)."""
-    for base in (Path.cwd(), Path(__file__).resolve().parent.parent):
+    for base in (Path.cwd(), Path(__file__).resolve().parents[2]):
         path = (base / spec).resolve()
         if path.is_dir():
             return path

@@ -8,7 +8,7 @@ can be tested exactly. Groups:
 * memories: `label_stream`, `fill_history`, `memory_tensors`, `diversity_stats`, `memory_summary`;
 * the minimax terms: `predict_batch`, `class_blocks`, `term_pairs`, `gradient_table`, `mean_multiplicity`;
 * update rules over a stream: `track_rule`, and `naive_adaptive`, the rebuild-every-removal
-  reference of eq-adaptive that `ddgd.memory.adaptive` is timed against;
+  reference of eq-adaptive that `ddgd.method.memory.adaptive` is timed against;
 * figures, files and clocks: `image_grid`, `decode_items`, `write_csv`, `time_call`, `loss_history`,
   `distilled_set`.
 """
@@ -27,13 +27,13 @@ import torch
 import torch.nn.functional as F
 
 from ddgd.config import RunConfig, config_hash, resolve
-from ddgd.data import SUBSETS, ImageNetSubset, diffusion_transform
-from ddgd.diffusion import Schedule, q_sample
-from ddgd.finetune import batch_indices, read_checkpoint
-from ddgd.latents import LatentCache, build_cache, decode, encode, to_model_range, to_uint8
-from ddgd.losses import cosine_matrix, predicted_x0
-from ddgd.memory import UPDATE_RULES
-from ddgd.models import load_vae
+from ddgd.protocol.data import SUBSETS, ImageNetSubset, diffusion_transform
+from ddgd.method.diffusion import Schedule, q_sample
+from ddgd.method.finetune import batch_indices, read_checkpoint
+from ddgd.method.latents import LatentCache, build_cache, decode, encode, to_model_range, to_uint8
+from ddgd.method.losses import cosine_matrix, predicted_x0
+from ddgd.method.memory import UPDATE_RULES
+from ddgd.method.models import load_vae
 
 Memories = Mapping[int, tuple[torch.Tensor, torch.Tensor]]  # c -> (M_real[c] [m, d], M_gen[c] [m', d])
 
@@ -107,7 +107,7 @@ def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 # ------------------------------------------------------------------------------- memories
 def label_stream(labels: torch.Tensor, batch_size: int, steps: int, seed: int) -> list[torch.Tensor]:
-    """The labels of each fine-tuning batch, drawn as `ddgd.finetune` draws them."""
+    """The labels of each fine-tuning batch, drawn as `ddgd.method.finetune` draws them."""
     return [labels[batch_indices(len(labels), batch_size, k, seed)] for k in range(steps)]
 
 
@@ -135,7 +135,7 @@ def memory_tensors(run_dir: str | Path) -> dict[int, tuple[torch.Tensor, torch.T
     """(M_real[c], M_gen[c]) of every class, [m, d] each, read from a fine-tuning run's checkpoint."""
     path = Path(run_dir) / "checkpoint.pt"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: run the fine-tuning first (ddgd.experiment.distill)")
+        raise FileNotFoundError(f"{path} is missing: run the fine-tuning first (ddgd.experiments.pipeline.distill)")
     state = read_checkpoint(path, keys=("memories",))["memories"]
     if state is None:
         raise ValueError(f"the run in {run_dir} keeps no memories: use method minimax or ddgd")
@@ -322,7 +322,7 @@ def decode_items(vae, items: torch.Tensor, shape: Sequence[int]) -> torch.Tensor
 
 def write_csv(frame: pd.DataFrame, path: str | Path, cfg: RunConfig) -> Path:
     """Write a result table atomically, with the preset, config hash and provenance on every row."""
-    from ddgd.report import provenance  # deferred: reads git and the hardware
+    from ddgd.experiments.report import provenance  # deferred: reads git and the hardware
 
     meta = {"preset": cfg.name, "config_hash": config_hash(cfg), **provenance()}
     path = Path(path)
@@ -348,7 +348,7 @@ def loss_history(run_dir: str | Path) -> pd.DataFrame:
     """The per-step loss terms (step, loss, l_diff, l_vb, l_real, l_gen) of a fine-tuning run."""
     path = Path(run_dir) / "checkpoint.pt"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: run the fine-tuning first (ddgd.experiment.distill)")
+        raise FileNotFoundError(f"{path} is missing: run the fine-tuning first (ddgd.experiments.pipeline.distill)")
     return pd.DataFrame(read_checkpoint(path, keys=("history",))["history"])
 
 
@@ -359,8 +359,8 @@ def distilled_set(cfg: RunConfig, data, method: str, root: str | Path, ipc: int,
     its first `ipc` images per class; `random` draws `ipc` real training images per class.
     `cfg` is the run's config (`experiment.with_seed`).
     """
-    from ddgd.experiment import GENERATIVE, distill, real_set, sample_pool  # deferred: experiment imports much
-    from ddgd.sample import ipc_subset
+    from ddgd.experiments.pipeline import GENERATIVE, distill, real_set, sample_pool  # deferred: experiment imports much
+    from ddgd.method.sample import ipc_subset
 
     if method == "random":
         return (*real_set(cfg, data, "random", ipc, cfg.finetune.seed), None)

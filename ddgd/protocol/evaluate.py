@@ -7,7 +7,7 @@ lighting, and CutMix on every batch. Top-1 test accuracy is measured every E/100
 does: "best" is the maximum seen (what Minimax reports), "final" the last one.
 
 The loop is written for speed on a CPU: the images stay one tensor, each batch is augmented in
-one go (`ddgd.augment`), and the network can be compiled (`cfg.compile`; eager with a warning if
+one go (`ddgd.protocol.augment`), and the network can be compiled (`cfg.compile`; eager with a warning if
 compilation fails). Everything random derives from `seed`: the network's initialisation, the order
 of the batches and every augmentation, so a CPU run is repeatable (a GPU run up to the
 nondeterminism of its convolution kernels).
@@ -19,7 +19,7 @@ committed CPU results): square training images up to twice the size cropped at t
 resolution, the training images' own statistics, the legacy networks and augmentation. One-channel
 images are normalised with the training images' statistics in both.
 
-Results are appended to a CSV one row per run by `ddgd.results`.
+Results are appended to a CSV one row per run by `ddgd.experiments.results`.
 """
 from __future__ import annotations
 
@@ -32,10 +32,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm  # text bars: the same in a terminal, a notebook and the built book
 
-from ddgd.accel import autocast
-from ddgd.augment import augment_batch, cutmix, single_thread
+from ddgd.base.accel import autocast
+from ddgd.protocol.augment import augment_batch, cutmix, single_thread
 from ddgd.config import EvalConfig
-from ddgd.networks import NETWORKS, build
+from ddgd.protocol.networks import NETWORKS, build
 
 EVAL_BATCH = 256
 
@@ -251,7 +251,7 @@ def _train_and_test(train_x, train_y, test_x, test_y, network, cfg, seed, ipc, p
     # Minimax resizes every training image to the evaluation size before the random crop; the legacy
     # style crops square images of up to twice that size at their own resolution.
     native = cfg.protocol == "legacy"
-    streamed = not isinstance(train_x, torch.Tensor)  # a set read from disk per batch (ddgd.loaders.StreamedSet)
+    streamed = not isinstance(train_x, torch.Tensor)  # a set read from disk per batch (ddgd.protocol.loaders.StreamedSet)
     if not streamed:
         train_x = prepare_images(train_x, cfg.image_size, keep_native=native)
     channels = train_x.channels if streamed else int(train_x.shape[1])

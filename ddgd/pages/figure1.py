@@ -28,10 +28,10 @@ import torch
 from torch import nn
 
 from ddgd.config import METHOD_RULES
-from ddgd.diffusion import Schedule, gather, posterior_mean, q_sample
-from ddgd.losses import diffusion_loss, minimax_terms, predicted_x0, total_loss
-from ddgd.memory import ClassMemories
-from ddgd.models import EMA
+from ddgd.method.diffusion import Schedule, gather, posterior_mean, q_sample
+from ddgd.method.losses import diffusion_loss, minimax_terms, predicted_x0, total_loss
+from ddgd.method.memory import ClassMemories
+from ddgd.method.models import EMA
 
 TOY_METHODS = ("pretrained", "finetune", "minimax", "ddgd")
 
@@ -318,7 +318,7 @@ def verdict(summary: pd.DataFrame) -> str:
     """One sentence, computed from `summarise` output, on how DDGD fares against the other methods.
 
     A difference no larger than the larger of the two standard deviations over seeds is called
-    "on a par" (the rule of `ddgd.report.compare`), so the sentence never claims more than the
+    "on a par" (the rule of `ddgd.experiments.report.compare`), so the sentence never claims more than the
     runs show.
     """
     s = summary.set_index("method")
