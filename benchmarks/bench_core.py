@@ -31,7 +31,7 @@ from ddgd.method.latents import LatentCache, encode
 from ddgd.method.losses import diffusion_loss, minimax_terms, predicted_x0
 from ddgd.method.memory import ClassMemories
 from ddgd.method.models import apply_difffit, load_transformer, load_vae
-from ddgd.experiments.report import provenance
+from ddgd.base.provenance import provenance
 from ddgd.method.sample import sample_latents
 
 B, C, H, K, N_MEM = 8, 4, 32, 10, 64

@@ -1,6 +1,6 @@
 """Throughput of the evaluation loop (issue 3, item 5): ConvNet-3, 32 px, one channel, batch 64.
 
-Three ways to run the same training step of the hard-label protocol (SPEC section 5):
+Three ways to run the same training step of the hard-label protocol (book page Parity):
 
 * ``reference``: the usual eager loop, as IDC and Minimax write it: a Dataset of PIL images,
   torchvision's per-image transforms (RandomResizedCrop, RandomHorizontalFlip, ColorJitter,
@@ -39,7 +39,7 @@ from ddgd.protocol.augment import cutmix
 from ddgd.config import EvalConfig
 from ddgd.protocol.evaluate import _Net, channel_stats, train_step
 from ddgd.protocol.networks import build
-from ddgd.experiments.report import provenance
+from ddgd.base.provenance import provenance
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "evaluate.csv"
 

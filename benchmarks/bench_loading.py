@@ -22,7 +22,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import bar_figure, write_rows  # noqa: E402
 
-from ddgd.protocol.data import SUBSETS, ImageNetSubset  # noqa: E402
+from ddgd.protocol.imagenet import SUBSETS, ImageNetSubset # noqa: E402
 from ddgd.protocol.loaders import read_images, uint8_transform  # noqa: E402
 from ddgd.base.provenance import provenance  # noqa: E402
 

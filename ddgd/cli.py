@@ -68,7 +68,8 @@ def cmd_pretrain(args) -> None:
 
 
 def cmd_distill(args) -> None:
-    from ddgd.experiments.pipeline import distill, load_data, with_seed
+    from ddgd.experiments.pipeline import distill, load_data
+    from ddgd.experiments.runs import with_seed
 
     cfg = with_seed(_config(args), args.seed, args.method)
     out = distill(cfg, _out(args, cfg), load_data(cfg), progress=not args.quiet)
@@ -76,7 +77,8 @@ def cmd_distill(args) -> None:
 
 
 def cmd_sample(args) -> None:
-    from ddgd.experiments.pipeline import distill, load_data, run_dir, sample_pool, with_seed
+    from ddgd.experiments.pipeline import distill, load_data, run_dir, sample_pool
+    from ddgd.experiments.runs import with_seed
 
     cfg = with_seed(_config(args), args.seed, args.method)
     data = load_data(cfg)
@@ -89,7 +91,8 @@ def cmd_sample(args) -> None:
 
 def cmd_evaluate(args) -> None:
     from ddgd.protocol.data import load_image_folder
-    from ddgd.experiments.pipeline import evaluate_set, load_data, run_experiment, with_seed
+    from ddgd.experiments.pipeline import evaluate_set, load_data, run_experiment
+    from ddgd.experiments.runs import with_seed
     from ddgd.method.sample import ipc_subset
 
     cfg = _config(args)

@@ -46,10 +46,11 @@ import torch
 from myst_nb import glue
 
 from ddgd.config import PRESETS
-from ddgd.pages.figure2 import save_figure
+from ddgd.pages.figures import save_figure
 from ddgd.experiments.pipeline import load_data
-from ddgd.pages.walkthrough import decode_items, encode_subset, image_grid, naive_adaptive, time_call, track_rule, \
-    walkthrough_config, write_csv
+from ddgd.pages.walkthrough import decode_items, encode_subset, time_call, walkthrough_config
+from ddgd.pages.figures import image_grid, write_csv
+from ddgd.pages.adaptive_update import naive_adaptive, track_rule
 from ddgd.method.memory import adaptive
 from ddgd.method.models import load_vae
 
@@ -73,7 +74,7 @@ for key, value in {"preset": cfg.name, "class": data.names[stream_class], "lengt
 # *{glue:text}`au-class`* (preset {glue:text}`au-preset`), in dataset order, each a posterior
 # sample of a random flip view, as the real memory receives them; they enter a memory of
 # {glue:text}`au-capacity` items, {glue:text}`au-per-step` per step. Each latent has
-# {glue:text}`au-dim` numbers. `ddgd.pages.walkthrough.track_rule` replays `MemoryBank.add` step by step
+# {glue:text}`au-dim` numbers. `ddgd.pages.adaptive_update.track_rule` replays `MemoryBank.add` step by step
 # and records which stream items are in the memory.
 
 # %% tags=["remove-output"]

@@ -41,7 +41,8 @@ from pathlib import Path
 from IPython.display import Markdown
 from myst_nb import glue
 
-from ddgd.experiments import report
+from ddgd.base.provenance import provenance_line
+from ddgd.experiments import comparisons, report
 from ddgd.pages.benchmark import evaluation_cost, plot_by_ipc
 from ddgd.config import project_path, resolve, shown_path
 from ddgd.experiments.pipeline import results_of
@@ -64,7 +65,7 @@ glue("bm-preset", preset, display=False)
 glue("bm-runs", len(runs), display=False)
 glue("bm-seeds", runs["seed"].nunique() if len(runs) else 0, display=False)
 glue("bm-csv", str(results_csv or "<output_dir>/benchmark.csv"), display=False)
-glue("bm-provenance", report.provenance_line(runs), display=False)
+glue("bm-provenance", provenance_line(runs), display=False)
 figure = plot_by_ipc(runs)
 Path(output_dir).mkdir(parents=True, exist_ok=True)
 for suffix in ("png", "pdf"):
@@ -101,8 +102,8 @@ glue("bm-figure", figure, display=False)
 
 # %%
 others = [m for m in ("minimax", "finetune", "dit", "random") if m in methods]
-comparison = report.compare(runs, "ddgd", others)
-glue("bm-verdict", Markdown(report.describe_comparison(comparison)), display=False)
+comparison = comparisons.compare(runs, "ddgd", others)
+glue("bm-verdict", Markdown(comparisons.describe_comparison(comparison)), display=False)
 comparison.round(2)
 
 # %% [markdown]

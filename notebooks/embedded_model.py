@@ -39,9 +39,9 @@ from myst_nb import glue
 
 from ddgd.config import project_path, shown_path
 from ddgd.protocol.data import class_names
-from ddgd.pages.figure2 import save_figure
+from ddgd.pages.figures import save_figure
 from ddgd.pages.figure3 import first_per_class, plot_gallery
-from ddgd.embedded.pretrain import QUALITY_SAMPLER, RECONSTRUCTION_IMAGES, compare_cards, load_card, weights_digests
+from ddgd.embedded.card import QUALITY_SAMPLER, RECONSTRUCTION_IMAGES, compare_cards, load_card, weights_digests
 
 card = load_card(project_path(model_dir))
 q, r = card["quality"], card["reconstruction"]

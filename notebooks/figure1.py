@@ -72,8 +72,9 @@ from IPython.display import Markdown
 from myst_nb import glue
 
 from ddgd.config import FinetuneConfig
-from ddgd.experiments.report import provenance, provenance_line
-from ddgd.pages.figure1 import ToyParams, run_figure1, smooth_path, summarise, verdict, write_csv
+from ddgd.base.provenance import provenance, provenance_line
+from ddgd.pages.figure1 import ToyParams, run_figure1, smooth_path, summarise, verdict
+from ddgd.pages.figures import write_csv
 
 params = ToyParams.from_mapping({name: globals()[name] for name in ToyParams.__dataclass_fields__})
 out = run_figure1(params)

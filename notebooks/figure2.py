@@ -29,7 +29,8 @@ import matplotlib.pyplot as plt
 from myst_nb import glue
 
 from ddgd.config import resolve, shown_path
-from ddgd.pages.figure2 import draw_pipeline, save_figure
+from ddgd.pages.figure2 import draw_pipeline
+from ddgd.pages.figures import save_figure
 
 config = resolve(preset)
 fig = draw_pipeline(config=config)

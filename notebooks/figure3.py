@@ -53,7 +53,7 @@ import torch
 from myst_nb import glue
 
 from ddgd.config import project_path, resolve, shown_path
-from ddgd.pages.figure2 import save_figure
+from ddgd.pages.figures import save_figure
 from ddgd.pages.figure3 import GallerySpec, describe_diversity, diversity_summary, gallery, plot_gallery
 
 if threads:

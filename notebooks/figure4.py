@@ -48,10 +48,11 @@ import torch
 from IPython.display import Markdown
 from myst_nb import glue
 
+from ddgd.base.provenance import provenance_line
 from ddgd.experiments import report
 from ddgd.experiments import variants as sweep
 from ddgd.config import project_path, resolve, shown_path
-from ddgd.pages.figure2 import save_figure
+from ddgd.pages.figures import save_figure
 
 if threads:
     torch.set_num_threads(threads)
@@ -82,7 +83,7 @@ glue("fig4-points", len(points), display=False)
 glue("fig4-seeds", len(config.eval.seeds), display=False)
 glue("fig4-runs", len(runs), display=False)
 glue("fig4-csv", str(results_csv or "<output_dir>/figure4.csv"), display=False)
-glue("fig4-provenance", report.provenance_line(runs), display=False)
+glue("fig4-provenance", provenance_line(runs), display=False)
 
 # %% [markdown]
 # ```{glue:figure} fig4-figure

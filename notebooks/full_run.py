@@ -41,9 +41,11 @@ import matplotlib.pyplot as plt
 from myst_nb import glue
 
 from ddgd.config import config_hash
-from ddgd.pages.figure2 import save_figure
-from ddgd.experiments.pipeline import evaluate_set, load_data, with_seed
-from ddgd.pages.walkthrough import distilled_set, image_grid, loss_history, walkthrough_config
+from ddgd.pages.figures import save_figure
+from ddgd.experiments.pipeline import evaluate_set, load_data
+from ddgd.experiments.runs import with_seed
+from ddgd.pages.walkthrough import distilled_set, loss_history, walkthrough_config
+from ddgd.pages.figures import image_grid
 
 cfg = walkthrough_config(preset, train_per_class, imagenet_root,
                          {"sample.pool": ipc, "eval.ipcs": [ipc], "eval.networks": [network], **overrides})

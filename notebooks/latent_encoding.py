@@ -38,10 +38,10 @@ import pandas as pd
 import torch
 from myst_nb import glue
 
-from ddgd.pages.figure2 import save_figure
+from ddgd.pages.figures import save_figure
 from ddgd.experiments.pipeline import load_data
-from ddgd.pages.walkthrough import channel_moments, fresh_latents, image_grid, psnr, real_images, time_call, \
-    walkthrough_config, write_csv
+from ddgd.pages.walkthrough import channel_moments, fresh_latents, psnr, real_images, time_call, walkthrough_config
+from ddgd.pages.figures import image_grid, write_csv
 from ddgd.method.latents import build_cache, decode, encode, scaling_factor
 from ddgd.method.models import load_vae
 

@@ -40,11 +40,13 @@ import torch
 from myst_nb import glue
 
 from ddgd.config import config_hash
-from ddgd.pages.figure2 import save_figure
-from ddgd.experiments.pipeline import load_data, with_seed
+from ddgd.pages.figures import save_figure
+from ddgd.experiments.pipeline import load_data
+from ddgd.experiments.runs import with_seed
 from ddgd.method.finetune import finetune, read_checkpoint
-from ddgd.pages.walkthrough import decode_items, encode_subset, fill_history, image_grid, label_stream, memory_summary, \
-    memory_tensors, walkthrough_config, write_csv
+from ddgd.pages.walkthrough import decode_items, encode_subset, label_stream, walkthrough_config
+from ddgd.pages.memory_initialisation import fill_history, memory_summary, memory_tensors
+from ddgd.pages.figures import image_grid, write_csv
 from ddgd.method.losses import cosine_matrix
 from ddgd.method.models import load_vae
 

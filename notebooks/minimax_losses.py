@@ -38,12 +38,13 @@ import pandas as pd
 import torch
 from myst_nb import glue
 
-from ddgd.pages.figure2 import save_figure
+from ddgd.pages.figures import save_figure
 from ddgd.method.diffusion import Schedule
 from ddgd.experiments.pipeline import load_data
 from ddgd.method.finetune import batch_indices
-from ddgd.pages.walkthrough import class_blocks, encode_subset, gradient_table, label_stream, mean_multiplicity, \
-    predict_batch, term_pairs, walkthrough_config, write_csv
+from ddgd.pages.minimax_losses import class_blocks, gradient_table, mean_multiplicity, predict_batch, term_pairs
+from ddgd.pages.walkthrough import encode_subset, label_stream, walkthrough_config
+from ddgd.pages.figures import write_csv
 from ddgd.method.losses import diffusion_loss, minimax_terms, predicted_x0
 from ddgd.method.memory import ClassMemories
 from ddgd.method.models import load_transformer

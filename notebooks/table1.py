@@ -45,7 +45,8 @@ from pathlib import Path
 from IPython.display import Markdown
 from myst_nb import glue
 
-from ddgd.experiments import report
+from ddgd.base.provenance import provenance_line
+from ddgd.experiments import comparisons, report
 from ddgd.config import project_path, resolve, shown_path
 from ddgd.experiments.pipeline import results_of
 
@@ -67,7 +68,7 @@ ours = report.table(runs)
 glue("t1-table", ours, display=False)
 glue("t1-final-table", report.table(runs, metric="final"), display=False)
 for method in methods:  # the headline cell: the first network and IPC of the configuration
-    glue(f"t1-{method}-best", report.cell_mean(runs, method, net0, None if method == "full" else ipc0), display=False)
+    glue(f"t1-{method}-best", comparisons.cell_mean(runs, method, net0, None if method == "full" else ipc0), display=False)
 glue("t1-network", net0, display=False)
 glue("t1-ipc", ipc0, display=False)
 glue("t1-dataset", config.data.dataset, display=False)
@@ -75,7 +76,7 @@ glue("t1-preset", preset, display=False)
 glue("t1-csv", str(results_csv or "<output_dir>/table1.csv"), display=False)
 glue("t1-runs", len(runs), display=False)
 glue("t1-seeds", runs["seed"].nunique() if len(runs) else 0, display=False)
-glue("t1-provenance", report.provenance_line(runs), display=False)
+glue("t1-provenance", provenance_line(runs), display=False)
 ours  # shown in the executed notebook; the page shows the glued copy below
 
 # %% [markdown]
@@ -106,8 +107,8 @@ ours  # shown in the executed notebook; the page shows the glued copy below
 
 # %%
 others = [m for m in ("minimax", "finetune", "dit", "random") if m in methods]
-comparison = report.compare(runs, "ddgd", others)
-glue("t1-verdict", Markdown(report.describe_comparison(comparison)), display=False)
+comparison = comparisons.compare(runs, "ddgd", others)
+glue("t1-verdict", Markdown(comparisons.describe_comparison(comparison)), display=False)
 comparison.round(2)
 
 # %% [markdown]

@@ -45,7 +45,8 @@ import torch
 from IPython.display import Markdown
 from myst_nb import glue
 
-from ddgd.experiments import report
+from ddgd.base.provenance import provenance_line
+from ddgd.experiments import comparisons, report
 from ddgd.config import project_path, resolve, shown_path
 from ddgd.experiments.pipeline import run_experiment
 
@@ -75,9 +76,9 @@ first = configs[datasets[0]]
 net0, ipc0 = first.eval.networks[0], first.eval.ipcs[0]
 for name in datasets:  # headline cells: the first network and IPC of each dataset
     for method in methods:
-        glue(f"t2-{report.slug(name)}-{method}-best", report.cell_mean(runs[runs["dataset"] == name], method, net0,
+        glue(f"t2-{comparisons.slug(name)}-{method}-best", comparisons.cell_mean(runs[runs["dataset"] == name], method, net0,
                                                                         ipc0), display=False)
-headlines = [f"- **{name}**: " + report.headline(runs[runs["dataset"] == name], ["ddgd", *others], net0, ipc0)
+headlines = [f"- **{name}**: " + comparisons.headline(runs[runs["dataset"] == name], ["ddgd", *others], net0, ipc0)
              for name in datasets]
 glue("t2-headline", Markdown("\n".join(headlines)), display=False)
 glue("t2-network", net0, display=False)
@@ -86,7 +87,7 @@ glue("t2-preset", preset, display=False)
 glue("t2-csv", str(results_csv or "<output_dir>/table2.csv"), display=False)
 glue("t2-runs", len(runs), display=False)
 glue("t2-seeds", runs["seed"].nunique() if len(runs) else 0, display=False)
-glue("t2-provenance", report.provenance_line(runs), display=False)
+glue("t2-provenance", provenance_line(runs), display=False)
 ours  # shown in the executed notebook; the page shows the glued copy below
 
 # %% [markdown]
@@ -115,8 +116,8 @@ ours  # shown in the executed notebook; the page shows the glued copy below
 # not a significance test).
 
 # %%
-comparison = report.compare(runs, "ddgd", others)
-glue("t2-verdict", Markdown(report.describe_comparison(comparison)), display=False)
+comparison = comparisons.compare(runs, "ddgd", others)
+glue("t2-verdict", Markdown(comparisons.describe_comparison(comparison)), display=False)
 comparison.round(2)
 
 # %% [markdown]

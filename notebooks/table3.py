@@ -58,9 +58,11 @@ import torch
 from IPython.display import Markdown
 from myst_nb import glue
 
-from ddgd.experiments import report
+from ddgd.base.provenance import provenance_line
+from ddgd.experiments import comparisons, report
 from ddgd.config import project_path, resolve, shown_path
-from ddgd.experiments.pipeline import run_experiment, with_seed
+from ddgd.experiments.pipeline import run_experiment
+from ddgd.experiments.runs import with_seed
 
 if threads:
     torch.set_num_threads(threads)
@@ -69,7 +71,7 @@ configs = {label: (spec["method"], resolve(preset, {**overrides, **{k: v for k, 
 csv = project_path(results_csv) if results_csv else Path(output_dir) / "table3.csv"
 for label, (method, config) in configs.items():
     if compute:  # one run folder per variant: a fine-tuning run folder holds one configuration
-        run_experiment(config, (method,), Path(output_dir) / "runs" / report.slug(label), csv, progress=False,
+        run_experiment(config, (method,), Path(output_dir) / "runs" / comparisons.slug(label), csv, progress=False,
                        variant=label)
 found = report.load_results(csv, missing_ok=True)
 runs = pd.concat([report.select_runs(found, config, [method], variant=label)
@@ -104,7 +106,7 @@ glue("t3-table", ours, display=False)
 glue("t3-final-table", report.table(runs, metric="final", rows="variant", row_order=list(variants)), display=False)
 net0, ipc0 = configs[focus][1].eval.networks[0], configs[focus][1].eval.ipcs[0]
 for label in variants:  # the headline cell: the first network and IPC of the configuration
-    glue(f"t3-{report.slug(label)}-best", report.cell_mean(runs, label, net0, ipc0, column="variant"), display=False)
+    glue(f"t3-{comparisons.slug(label)}-best", comparisons.cell_mean(runs, label, net0, ipc0, column="variant"), display=False)
 glue("t3-network", net0, display=False)
 glue("t3-ipc", ipc0, display=False)
 glue("t3-dataset", configs[focus][1].data.dataset, display=False)
@@ -112,7 +114,7 @@ glue("t3-preset", preset, display=False)
 glue("t3-csv", str(results_csv or "<output_dir>/table3.csv"), display=False)
 glue("t3-runs", len(runs), display=False)
 glue("t3-seeds", runs["seed"].nunique() if len(runs) else 0, display=False)
-glue("t3-provenance", report.provenance_line(runs), display=False)
+glue("t3-provenance", provenance_line(runs), display=False)
 ours  # shown in the executed notebook; the page shows the glued copy below
 
 # %% [markdown]
@@ -141,8 +143,8 @@ ours  # shown in the executed notebook; the page shows the glued copy below
 # counts only when it exceeds it (a rough test, not a significance test).
 
 # %%
-comparison = report.compare(runs, focus, [v for v in variants if v != focus], column="variant")
-glue("t3-verdict", Markdown(report.describe_comparison(comparison)), display=False)
+comparison = comparisons.compare(runs, focus, [v for v in variants if v != focus], column="variant")
+glue("t3-verdict", Markdown(comparisons.describe_comparison(comparison)), display=False)
 comparison.round(2)
 
 # %% [markdown]

@@ -1,4 +1,4 @@
-"""Batched augmentation (SPEC section 5): shapes, determinism, value ranges and CutMix's box."""
+"""Batched augmentation (book page Parity): shapes, determinism, value ranges and CutMix's box."""
 import pytest
 import torch
 

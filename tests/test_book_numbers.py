@@ -32,12 +32,13 @@ import jupytext
 import pandas as pd
 import pytest
 
-from ddgd.experiments import report
+from ddgd.base.provenance import provenance_line
+from ddgd.experiments import comparisons, report
 from ddgd.experiments import reproduce
 from ddgd.experiments import variants as sweep
 from ddgd.config import config_hash, project_path, resolve
 from ddgd.experiments.results import result_row
-from ddgd.experiments.pipeline import run_config
+from ddgd.experiments.runs import run_config
 
 ROOT = Path(__file__).resolve().parent.parent
 HTML = ROOT / "_build" / "html"
@@ -251,20 +252,20 @@ def test_table1_every_row_it_wrote_is_shown(table1):
     assert len(found) == len(methods) * len(cfg.eval.seeds) * len(cfg.eval.ipcs) * len(cfg.eval.networks)
     assert keys(runs) == keys(found), "rows of this configuration are missing from the page"
     check_values(glue, {"t1-runs": len(found), "t1-seeds": len(cfg.eval.seeds), "t1-network": cfg.eval.networks[0],
-                        "t1-ipc": cfg.eval.ipcs[0], "t1-provenance": report.provenance_line(runs)})
+                        "t1-ipc": cfg.eval.ipcs[0], "t1-provenance": provenance_line(runs)})
 
 
 def test_table1_headline_numbers_and_tables_match_its_csv(table1):
     glue, cfg, methods, found = table1
     runs = report.select_runs(found, cfg, methods)
     net0, ipc0 = cfg.eval.networks[0], cfg.eval.ipcs[0]
-    best = {f"t1-{m}-best": report.cell_mean(runs, m, net0, None if m == "full" else ipc0) for m in methods}
+    best = {f"t1-{m}-best": comparisons.cell_mean(runs, m, net0, None if m == "full" else ipc0) for m in methods}
     assert not any(math.isnan(v) for v in best.values()), f"a method has no runs in its CSV: {best}"
     check_values(glue, best)
     check_table(glue, "t1-table", report.table(runs))
     check_table(glue, "t1-final-table", report.table(runs, metric="final"))
     others = [m for m in ("minimax", "finetune", "dit", "random") if m in methods]
-    verdict = report.describe_comparison(report.compare(runs, "ddgd", others))
+    verdict = comparisons.describe_comparison(comparisons.compare(runs, "ddgd", others))
     assert glue["t1-verdict"]["text/markdown"] == verdict
 
 
@@ -277,7 +278,7 @@ def test_table2_numbers_match_the_csv(launched):
     assert keys(kept) == keys(own), "the rows kept are not those of the two configurations"
     first = next(iter(configs.values()))
     net0, ipc0 = first.eval.networks[0], first.eval.ipcs[0]
-    best = {f"t2-{report.slug(d)}-{m}-best": report.cell_mean(kept[kept["dataset"] == d], m, net0, ipc0)
+    best = {f"t2-{comparisons.slug(d)}-{m}-best": comparisons.cell_mean(kept[kept["dataset"] == d], m, net0, ipc0)
             for d in configs for m in methods}
     assert len({round(v, 4) for v in best.values()}) > 1, "made-up accuracies should differ between cells"
     check_values(glue, {**best, "t2-runs": len(own), "t2-seeds": len(SEEDS), "t2-ipc": ipc0})
@@ -296,7 +297,7 @@ def test_table3_numbers_match_the_csv(launched):
     assert keys(runs) == keys(own)
     assert (runs["variant"].to_numpy() == own["variant"].to_numpy()).all(), "a row is shown under another variant"
     net0, ipc0 = configs[focus][1].eval.networks[0], configs[focus][1].eval.ipcs[0]
-    best = {f"t3-{report.slug(label)}-best": report.cell_mean(runs, label, net0, ipc0, column="variant")
+    best = {f"t3-{comparisons.slug(label)}-best": comparisons.cell_mean(runs, label, net0, ipc0, column="variant")
             for label in configs}
     check_values(glue, {**best, "t3-runs": len(own), "t3-seeds": len(SEEDS)})
     check_table(glue, "t3-table", report.table(runs, rows="variant", row_order=list(configs)))
@@ -342,10 +343,10 @@ def table1_expected(csv: Path) -> tuple[dict, pd.DataFrame]:
     cfg, methods = resolve(params["preset"], params["overrides"]), params["methods"]
     runs = report.select_runs(report.load_results(csv), cfg, methods)
     net0, ipc0 = cfg.eval.networks[0], cfg.eval.ipcs[0]
-    expected = {f"t1-{m}-best": report.cell_mean(runs, m, net0, None if m == "full" else ipc0) for m in methods}
+    expected = {f"t1-{m}-best": comparisons.cell_mean(runs, m, net0, None if m == "full" else ipc0) for m in methods}
     expected.update({"t1-runs": len(runs), "t1-seeds": runs["seed"].nunique() if len(runs) else 0, "t1-ipc": ipc0,
                      "t1-network": net0, "t1-dataset": cfg.data.dataset, "t1-preset": params["preset"],
-                     "t1-csv": str(params["results_csv"]), "t1-provenance": report.provenance_line(runs)})
+                     "t1-csv": str(params["results_csv"]), "t1-provenance": provenance_line(runs)})
     return expected, runs
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from ddgd.config import PROJECT_ROOT, ConfigError, config_hash, resolve, shown_path
-from ddgd.experiments.pipeline import run_config
+from ddgd.experiments.runs import run_config
 
 
 def test_hash_is_blind_to_where_the_data_lives():

@@ -1,4 +1,4 @@
-"""Tests of ddgd.protocol.data: class indices (SPEC section 4), the ImageNet root checks, the loaders, baselines."""
+"""Tests of ddgd.protocol.data: class indices, the ImageNet root checks, the loaders, baselines."""
 import gzip
 import shutil
 import struct
@@ -10,10 +10,10 @@ import torch
 from PIL import Image
 
 from ddgd.protocol import data
-from ddgd.protocol.data import (DATASETS, SUBSETS, DataError, ImageNetSubset, adm_center_crop, check_imagenet_root,
-                       class_indices, class_names, diffusion_transform, eval_transform, imagenet_index,
-                       imagenet_wnids, load_digits_images, load_fashion_mnist, load_image_folder, load_real,
-                       read_idx, real_baseline)
+from ddgd.protocol.data import (DATASETS, class_indices, class_names, load_digits_images, load_fashion_mnist,
+                                load_image_folder, load_real, read_idx, real_baseline)
+from ddgd.protocol.imagenet import (SUBSETS, DataError, ImageNetSubset, adm_center_crop, check_imagenet_root,
+                                    diffusion_transform, eval_transform, imagenet_index, imagenet_wnids)
 from fakes import make_fake_fashion_mnist, make_fake_imagenet, write_idx
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""The hard-label protocol (SPEC section 5) and the result CSV of every run."""
+"""The hard-label protocol (book page Parity) and the result CSV of every run."""
 import csv
 import os
 
@@ -7,7 +7,8 @@ import torch
 
 from ddgd.experiments import results
 from ddgd.config import EvalConfig
-from ddgd.protocol.evaluate import epochs_for_ipc, evaluation_epochs, num_epochs, prepare_images, train_and_test
+from ddgd.protocol.schedule import epochs_for_ipc, evaluation_epochs, num_epochs
+from ddgd.protocol.evaluate import prepare_images, train_and_test
 from ddgd.experiments.results import RESULT_COLUMNS, append_result, completed_runs, result_row, run_key
 
 TINY = EvalConfig(image_size=8, epochs=12, evaluations=3, batch_size=8)

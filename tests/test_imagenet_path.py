@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ddgd.config import resolve
-from ddgd.protocol.data import SUBSETS, ImageNetSubset, diffusion_transform, imagenet_index
+from ddgd.protocol.imagenet import SUBSETS, ImageNetSubset, diffusion_transform, imagenet_index
 from ddgd.experiments.pipeline import load_data, real_set, run_experiment
 from ddgd.method.latents import build_cache
 from ddgd.protocol.loaders import StreamedSet, read_images, uint8_transform

@@ -1,4 +1,4 @@
-"""Exact tests of the loss terms (SPEC section 2) on hand-computable tensors."""
+"""Exact tests of the loss terms (book page The method, `eq-diffusion` to `eq-total`) on hand-computable tensors."""
 import math
 
 import pytest

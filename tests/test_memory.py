@@ -1,4 +1,4 @@
-"""Exact tests of the memory update rules (SPEC section 3) on hand-computable tensors."""
+"""Exact tests of the memory update rules (book page The method, `eq-adaptive`) on hand-computable tensors."""
 import pytest
 import torch
 

@@ -1,4 +1,4 @@
-"""Evaluation networks (SPEC section 5): parameter counts, shapes and the layer choices of IDC."""
+"""Evaluation networks (book page Parity): parameter counts, shapes and the layer choices of IDC."""
 import pytest
 import torch
 import torch.nn as nn

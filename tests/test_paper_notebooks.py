@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from ddgd.experiments import reproduce
-from ddgd.protocol.data import SUBSETS
+from ddgd.protocol.imagenet import SUBSETS
 
 from fakes import make_standins, make_varied_imagenet
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from ddgd.cli import main
-from ddgd.protocol.data import SUBSETS
+from ddgd.protocol.imagenet import SUBSETS
 from ddgd.method.models import load_transformer
 
 from fakes import PAPER_DIT, SD_VAE, make_standins, make_varied_imagenet

@@ -14,9 +14,9 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ddgd.protocol.augment import colour_jitter, lighting
-from ddgd.protocol.data import eval_transform
+from ddgd.protocol.imagenet import eval_transform
 from ddgd.method.diffusion import space_timesteps
-from ddgd.protocol.evaluate import evaluation_epochs
+from ddgd.protocol.schedule import evaluation_epochs
 from ddgd.method.models import load_transformer
 from ddgd.protocol.networks import build, count_parameters
 

@@ -7,7 +7,7 @@ import torch
 
 from ddgd.cli import main
 from ddgd.method.models import load_transformer, load_vae
-from ddgd.embedded.pretrain import card_figures, compare_cards, load_card, same_weights, weights_digests
+from ddgd.embedded.card import card_figures, compare_cards, load_card, same_weights, weights_digests
 from fakes import make_fake_fashion_mnist
 
 TINY = ["--size", "tiny", "--vae-steps", "2", "--dit-steps", "2", "--eval-per-class", "2", "--seed", "0", "--quiet"]

@@ -1,4 +1,4 @@
-"""Result tables and published references (SPEC section 6)."""
+"""Result tables and published references (book pages Table 1, References)."""
 import re
 
 import pandas as pd
@@ -7,9 +7,11 @@ import pytest
 from ddgd.config import resolve
 from ddgd.experiments.results import append_result, result_row
 from ddgd.experiments.pipeline import run_experiment
-from ddgd.experiments.report import (REFERENCES, cell_mean, compare, describe_comparison, format_cell, format_markdown, headline,
-                         load_results, provenance, provenance_line, reference_table, references_markdown, run_hashes,
-                         select_runs, slug, summary, table, with_references)
+from ddgd.base.provenance import provenance, provenance_line
+from ddgd.experiments.references import REFERENCES
+from ddgd.experiments.comparisons import cell_mean, compare, describe_comparison, headline, slug
+from ddgd.experiments.report import (format_cell, format_markdown, load_results, reference_table, references_markdown,
+                                     run_hashes, select_runs, summary, table, with_references)
 
 
 def frame():

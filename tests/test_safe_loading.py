@@ -8,7 +8,8 @@ import torch
 
 from ddgd.config import PRESETS
 from ddgd.method.finetune import RunDirError, finetune, load_finetuned, read_checkpoint
-from ddgd.pages.walkthrough import loss_history, memory_tensors
+from ddgd.pages.walkthrough import loss_history
+from ddgd.pages.memory_initialisation import memory_tensors
 from ddgd.method.latents import LatentCache
 
 

@@ -70,3 +70,15 @@ def bf16_units() -> dict[str, bool]:
                 break
     return {"cuda_bf16": torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
             "avx512_bf16": "avx512_bf16" in flags, "amx_bf16": "amx_bf16" in flags}
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Run the block with `n` intra-op threads (None or 0: leave the count as it is), then restore it."""
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

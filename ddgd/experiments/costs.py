@@ -23,8 +23,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from ddgd.config import RunConfig
-from ddgd.protocol.data import SUBSETS
-from ddgd.protocol.evaluate import evaluation_epochs, num_epochs
+from ddgd.protocol.imagenet import SUBSETS
+from ddgd.protocol.schedule import evaluation_epochs, num_epochs
 from ddgd.protocol.networks import build
 
 # DiT-XL/2 (Peebles & Xie 2023) at 256 px and the SD VAE's config: the shapes the hub weights have.

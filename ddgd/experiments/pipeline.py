@@ -15,33 +15,32 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from tqdm import tqdm  # text bars: the same in a terminal, a notebook and the built book
 
-from ddgd.config import FinetuneConfig, ModelConfig, RunConfig, SampleConfig, config_hash, project_path, to_dict
+from ddgd.config import RunConfig, config_hash, project_path, to_dict
 from ddgd.protocol import loaders
 from ddgd.base.accel import apply_model_switches, autocast, maybe_compile
-from ddgd.protocol.data import ImageNetSubset, SUBSETS, check_imagenet_root, class_indices, class_names, diffusion_transform, \
-    legacy_test_resize, load_image_folder, load_real, real_baseline
+from ddgd.protocol.data import class_indices, class_names, load_image_folder, load_real, real_baseline
+from ddgd.protocol.imagenet import ImageNetSubset, SUBSETS, check_imagenet_root, diffusion_transform, legacy_test_resize
 from ddgd.protocol.loaders import test_images
 from ddgd.protocol.evaluate import train_and_test
 from ddgd.experiments.results import append_result, completed_runs, locked, result_row, run_key
 from ddgd.method.finetune import default_device, finetune, load_finetuned
 from ddgd.method.latents import LatentCache, cached_latents
 from ddgd.method.models import load_vae
-from ddgd.experiments.report import git_commit, provenance
+from ddgd.base.provenance import git_commit, provenance
+from ddgd.experiments.runs import GENERATIVE, run_config
 from ddgd.method.sample import generate, ipc_subset, verify_image_folder, write_image_folder
-
-GENERATIVE = ("dit", "finetune", "minimax", "ddgd")
-
+from ddgd.base.accel import torch_threads
+from ddgd.base.files import write_text
 
 def cache_dir() -> Path:
     """Where latent caches live, shared by every experiment: $DDGD_CACHE, else runs/cache in the repository."""
     return Path(os.environ.get("DDGD_CACHE") or project_path("runs/cache"))
-REAL = ("random", "full")
 
 
 @dataclass
@@ -52,38 +51,6 @@ class RealData:
     train_y: torch.Tensor  # labels of every training image
     names: list[str]
     index: list[int]  # label the DiT is conditioned on, per local class
-
-
-# What a real-image baseline's row records for the model section, which it does not use: the
-# defaults as they were before `dit_numerics` existed, so that its rows keep their hashes.
-NO_MODEL = ModelConfig(dit_numerics="diffusers")
-
-
-def with_seed(cfg: RunConfig, seed: int, method: str | None = None) -> RunConfig:
-    """The config of one seed (fine-tuning and sampling seeds) and, optionally, one method."""
-    ft = replace(cfg.finetune, seed=seed, **({"method": method} if method else {}))
-    return replace(cfg, finetune=ft, sample=replace(cfg.sample, seed=seed))
-
-
-def run_config(cfg: RunConfig, method: str, seed: int, ipc: int | None = None, network: str | None = None) -> RunConfig:
-    """The config of one run, narrowed to its seed (and IPC and network): what its CSV row is hashed with.
-
-    Narrowing keeps a row's hash independent of the other seeds, IPCs and networks of the preset, so
-    adding a seed or a network to a finished experiment computes only the new runs. The real-image
-    baselines (`random`, `full`) keep the defaults of the model, fine-tuning and sampling sections: a
-    change of fine-tuning settings leaves their rows valid.
-    """
-    run_cfg = with_seed(cfg, seed, method if method in GENERATIVE else None)
-    if method not in GENERATIVE:  # real images: no model, fine-tuning or sampling enters the row
-        run_cfg = with_seed(replace(cfg, model=NO_MODEL, finetune=FinetuneConfig(), sample=SampleConfig()), seed)
-    ev = replace(run_cfg.eval, seeds=(seed,))
-    if method == "full":  # the whole training set: its own (short) epoch budget
-        ev = replace(ev, epochs=cfg.eval.full_epochs)
-    if ipc is not None:
-        ev = replace(ev, ipcs=(ipc,))
-    if network is not None:
-        ev = replace(ev, networks=(network,))
-    return replace(run_cfg, eval=ev)
 
 
 def load_data(cfg: RunConfig) -> RealData:
@@ -183,9 +150,7 @@ def record_config(csv: Path, run_cfg: RunConfig) -> None:
         if key in known:
             return
         known[key] = to_dict(run_cfg)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(known, indent=1, sort_keys=True))
-        os.replace(tmp, path)
+        write_text(path, json.dumps(known, indent=1, sort_keys=True))
 
 
 def real_set(cfg: RunConfig, data: RealData, method: str, ipc: int, seed: int):
@@ -266,10 +231,6 @@ def results_of(cfg: RunConfig, methods: tuple[str, ...] | list[str], csv: str | 
     from ddgd.experiments.report import load_results, select_runs
 
     if compute:
-        before = torch.get_num_threads()
-        torch.set_num_threads(threads or before)
-        try:
+        with torch_threads(threads):
             run_experiment(cfg, tuple(methods), root, csv, progress=progress)
-        finally:
-            torch.set_num_threads(before)
     return select_runs(load_results(csv, missing_ok=True), cfg, methods)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from ddgd.base.files import write_text
 
 # The clone this package was installed from (editable install): notebooks live beside the package.
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -194,9 +195,7 @@ def notebook_parameters(path: str | Path) -> dict[str, Any]:
 
 def _write_yaml(path: Path, values: dict) -> None:
     plain = json.loads(json.dumps(values, default=str))  # tuples -> lists, paths -> strings
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(plain, sort_keys=True))
-    tmp.replace(path)
+    write_text(path, yaml.safe_dump(plain, sort_keys=True))
 
 
 def run(artefact: str | Path, preset: str = "cpu", overrides: dict[str, Any] | None = None,

@@ -11,10 +11,10 @@ import csv
 import fcntl
 import io
 import os
-import tempfile
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+from ddgd.base.files import atomic_write, temporaries
 
 RESULT_COLUMNS = ("method", "dataset", "ipc", "network", "seed", "best", "final", "epochs", "config_hash",
                   "torch", "diffusers", "ddgd", "commit", "hardware", "wall_s", "timestamp")
@@ -28,9 +28,9 @@ def run_key(method: str, dataset: str, ipc: int, network: str, seed: int, config
 
 def result_row(method: str, dataset: str, ipc: int, network: str, seed: int, result: dict, config_hash: str,
                provenance: dict | None = None) -> dict:
-    """One CSV row for a finished run: its key, best/final accuracy and provenance (`report.provenance`)."""
+    """One CSV row for a finished run: its key, best/final accuracy and provenance (`ddgd.base.provenance`)."""
     if provenance is None:
-        from ddgd.experiments.report import provenance as current  # deferred: report imports pandas
+        from ddgd.base.provenance import provenance as current  # deferred: reads git and the hardware
 
         provenance = current()
     row = dict(method=method, dataset=dataset, ipc=int(ipc), network=network, seed=int(seed),
@@ -118,7 +118,7 @@ def append_result(csv_path: str | Path, row: dict) -> Path:
 
 
 def _append(path: Path, row: dict) -> Path:
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a writer killed mid-write: we hold the lock
+    for stale in temporaries(path):  # left by a writer killed mid-write: we hold the lock
         stale.unlink(missing_ok=True)
     header, rows = _read_rows(path)
     if not header:
@@ -129,17 +129,10 @@ def _append(path: Path, row: dict) -> Path:
     writer = csv.DictWriter(buf, fieldnames=header, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            fh.write(buf.getvalue())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes the file private; a results file is for everyone to read
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as tmp, open(tmp, "w", newline="") as fh:
+        fh.write(buf.getvalue())
+        fh.flush()
+        os.fsync(fh.fileno())  # on disk before the rename: a crash of the machine loses no row either
     return path
 
 

@@ -19,7 +19,6 @@ ema.pt plus done.json. Checkpoints are written to a temporary name and renamed.
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import time
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from ddgd.method.latents import LatentCache
 from ddgd.method.losses import diffusion_loss, minimax_terms, predicted_x0, total_loss, vb_term
 from ddgd.method.memory import ClassMemories
 from ddgd.method.models import EMA, drop_labels, load_transformer, select_trainable
+from ddgd.base.files import atomic_write, write_text
 
 
 def default_device() -> torch.device:
@@ -135,9 +135,8 @@ def save_checkpoint(path: Path, model, state: State, cfg: RunConfig) -> None:
         "memories": state.memories.state_dict() if state.memories else None,
         "generator": state.generator.get_state(), "history": state.history,
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(blob, tmp)
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        torch.save(blob, tmp)
 
 
 CHECKPOINT_KEYS = ("config_id", "model", "step", "trainable", "optimizer", "ema", "memories", "generator", "history")
@@ -250,11 +249,10 @@ def finetune(cfg: RunConfig, cache: LatentCache, class_index: list[int], out_dir
             break
     bar.close()
     if state.step == steps:
-        tmp = out / "ema.pt.tmp"
-        torch.save({"config_id": _checkpoint_id(cfg), "model": cfg.model.dit, "ema": state.ema.shadow}, tmp)
-        os.replace(tmp, out / "ema.pt")
-        (out / "done.json").write_text(json.dumps({"steps": steps, "wall_s": time.time() - t0,
-                                                   "config": to_dict(cfg)["finetune"]}))
+        with atomic_write(out / "ema.pt") as tmp:
+            torch.save({"config_id": _checkpoint_id(cfg), "model": cfg.model.dit, "ema": state.ema.shadow}, tmp)
+        write_text(out / "done.json", json.dumps({"steps": steps, "wall_s": time.time() - t0,
+                                                  "config": to_dict(cfg)["finetune"]}))
     return out
 
 

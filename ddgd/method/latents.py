@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import torch
 from tqdm import tqdm  # text bars: the same in a terminal, a notebook and the built book
 
 from diffusers import AutoencoderKL
+from ddgd.base.files import atomic_write
 
 
 def scaling_factor(vae: AutoencoderKL) -> float:
@@ -78,18 +77,9 @@ class LatentCache:
         return mean + std * torch.randn(mean.shape, generator=generator)
 
     def save(self, path: str | Path, meta: dict) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         # a temporary name of its own: parallel runs of one preset may build the same cache at once
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
+        with atomic_write(path) as tmp:  # readable by all: a shared cache is for every user of the machine
             torch.save({"mean": self.mean, "std": self.std, "labels": self.labels, "meta": meta}, tmp)
-            os.chmod(tmp, 0o644)  # mkstemp makes the file private; a shared cache is for every user of the machine
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
 
     @classmethod
     def load(cls, path: str | Path, meta: dict | None = None) -> "LatentCache":

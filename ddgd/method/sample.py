@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 from pathlib import Path
 
 import torch
@@ -26,7 +24,7 @@ from tqdm import tqdm  # text bars: the same in a terminal, a notebook and the b
 
 from diffusers import AutoencoderKL, DiTTransformer2DModel
 
-from ddgd.protocol.data import folder_name
+from ddgd.base.files import atomic_dir, folder_name
 from ddgd.method.diffusion import Schedule, learned_log_variance, posterior_mean
 from ddgd.method.latents import decode, to_uint8
 from ddgd.method.losses import predicted_x0
@@ -99,17 +97,6 @@ def generate(model: DiTTransformer2DModel, vae: AutoencoderKL, model_labels: lis
     return torch.cat(images), labels
 
 
-def partial_dir(out: Path, fix: str) -> Path:
-    """The empty temporary sibling `<out>.partial` to write into before renaming; refuses an existing `out`."""
-    if out.exists():
-        raise FileExistsError(f"{out} exists already: {fix}")
-    tmp = out.with_name(out.name + ".partial")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    return tmp
-
-
 def write_image_folder(images: torch.Tensor, labels: torch.Tensor, class_names: list[str], out_dir: str | Path,
                        meta: dict) -> Path:
     """An ImageFolder tree of PNGs plus manifest.json (meta, counts, file hashes), written atomically.
@@ -118,21 +105,20 @@ def write_image_folder(images: torch.Tensor, labels: torch.Tensor, class_names: 
     leaves a folder that looks complete.
     """
     out = Path(out_dir)
-    tmp = partial_dir(out, "choose another output folder or delete it")
     counts: dict[str, int] = {}
     hashes: dict[str, str] = {}
-    for img, c in zip(images, labels.tolist()):
-        name = folder_name(class_names[c])
-        k = counts.get(name, 0)
-        rel = f"{name}/{k:04d}.png"
-        (tmp / name).mkdir(parents=True, exist_ok=True)
-        arr = img.permute(1, 2, 0).squeeze(-1).numpy()
-        Image.fromarray(arr).save(tmp / rel)
-        hashes[rel] = hashlib.sha256((tmp / rel).read_bytes()).hexdigest()
-        counts[name] = k + 1
-    manifest = {**meta, "counts": counts, "files": hashes}
-    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
-    os.replace(tmp, out)
+    with atomic_dir(out, "choose another output folder or delete it") as tmp:
+        for img, c in zip(images, labels.tolist()):
+            name = folder_name(class_names[c])
+            k = counts.get(name, 0)
+            rel = f"{name}/{k:04d}.png"
+            (tmp / name).mkdir(parents=True, exist_ok=True)
+            arr = img.permute(1, 2, 0).squeeze(-1).numpy()
+            Image.fromarray(arr).save(tmp / rel)
+            hashes[rel] = hashlib.sha256((tmp / rel).read_bytes()).hexdigest()
+            counts[name] = k + 1
+        manifest = {**meta, "counts": counts, "files": hashes}
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
     return out
 
 

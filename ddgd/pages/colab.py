@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+from ddgd.base.files import write_text
 from ddgd.experiments.reproduce import ARTEFACTS, REPO_ROOT
 
 # Colab runs Python 3.12 and its own CUDA torch: install the package without its pins, then the rest.
@@ -67,10 +68,7 @@ def write_ipynb_copies(folder: str | Path = COPIES, names: list[str] | None = No
     for name in names or list(ARTEFACTS):
         py = REPO_ROOT / ARTEFACTS[name]
         out = Path(folder) / Path(py).with_suffix(".ipynb").name
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp")
-        tmp.write_text(copy_text(py))
-        tmp.replace(out)
+        write_text(out, copy_text(py))
         written.append(out)
     return written
 

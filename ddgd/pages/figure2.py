@@ -21,7 +21,6 @@ avoid the loss paths), so exactly one dashed "store" line crosses a solid arrow.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
@@ -228,18 +227,3 @@ def draw_pipeline(ax: Axes | None = None, config: RunConfig | None = None) -> Fi
     for a, c in (("ema", "sampler"), ("sampler", "images"), ("images", "net"), ("net", "test")):
         _arrow(ax, [boxes[a].anchor("right"), boxes[c].anchor("left")])
     return fig
-
-
-def save_figure(fig: Figure, directory: str | Path, stem: str = "figure2",
-                formats: tuple[str, ...] = ("png", "pdf"), dpi: int = 200) -> list[Path]:
-    """Write the figure as `stem.png`, `stem.pdf` in `directory`, each atomically; return the paths."""
-    out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for fmt in formats:
-        path = out / f"{stem}.{fmt}"
-        tmp = out / f".{stem}.{fmt}.tmp"
-        fig.savefig(tmp, format=fmt, dpi=dpi)  # format given: the temporary suffix says nothing
-        tmp.replace(path)
-        paths.append(path)
-    return paths

@@ -17,7 +17,6 @@ class (1.0: as spread out as the real data). The `real` row is a random draw of 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,10 +29,13 @@ from matplotlib.figure import Figure
 from torchvision.utils import make_grid
 
 from ddgd.config import RunConfig, config_hash, to_dict
-from ddgd.protocol.data import ImageNetSubset, eval_transform, load_image_folder, real_baseline
+from ddgd.protocol.data import load_image_folder, real_baseline
+from ddgd.protocol.imagenet import ImageNetSubset, eval_transform
 from ddgd.base.provenance import provenance
 from ddgd.embedded.quality import conditional_accuracy, diversity_ratio, predict, train_judge
-from ddgd.method.sample import ipc_subset, partial_dir, write_image_folder
+from ddgd.base.files import atomic_dir
+from ddgd.method.sample import ipc_subset, write_image_folder
+from ddgd.experiments.runs import with_seed
 
 REAL = "real"
 DISPLAY = {REAL: "Original", "dit": "DiT", "finetune": "Fine-tuned", "minimax": "Minimax", "ddgd": "DDGD (ours)"}
@@ -90,7 +92,7 @@ def first_per_class(images: torch.Tensor, labels: torch.Tensor, classes, per_cla
     return images[keep], torch.arange(len(classes)).repeat_interleave(per_class)
 
 
-def real_images(cfg: RunConfig, data, size: int, ipc: int | None = None, seed: int = 0):
+def gallery_real_images(cfg: RunConfig, data, size: int, ipc: int | None = None, seed: int = 0):
     """Real training images at `size` px: all of them, or a seeded draw of `ipc` per class (class-major).
 
     In-memory datasets come from `data`; ImageNet subsets are read from `data.root`.
@@ -121,22 +123,20 @@ def write_gallery(out_dir: str | Path, sets: dict, spec: GallerySpec, class_name
                   meta: dict) -> Path:
     """Write the shown images, diversity.csv and manifest.json into a temporary folder, then rename it."""
     out = Path(out_dir)
-    tmp = partial_dir(out, "delete it to recompute the gallery")
     shown = [class_names[c] for c in spec.classes]
-    for name, (x, y) in sets.items():
-        sx, sy = first_per_class(x, y, spec.classes, spec.per_class)
-        write_image_folder(sx, sy, shown, tmp / name, {"method": name, "classes": list(spec.classes)})
-    pd.DataFrame(rows).to_csv(tmp / DIVERSITY, index=False)
-    manifest = {**meta, "spec": spec.as_dict(), "class_names": shown,
-                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "provenance": provenance()}
-    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
-    os.replace(tmp, out)
+    with atomic_dir(out, "delete it to recompute the gallery") as tmp:
+        for name, (x, y) in sets.items():
+            sx, sy = first_per_class(x, y, spec.classes, spec.per_class)
+            write_image_folder(sx, sy, shown, tmp / name, {"method": name, "classes": list(spec.classes)})
+        pd.DataFrame(rows).to_csv(tmp / DIVERSITY, index=False)
+        manifest = {**meta, "spec": spec.as_dict(), "class_names": shown,
+                    "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "provenance": provenance()}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
     return out
 
 
 def gallery_hash(cfg: RunConfig, seed: int) -> str:
     """What a gallery depends on: model, data, fine-tuning and sampling at its seed; never the evaluation settings."""
-    from ddgd.experiments.pipeline import with_seed  # deferred: heavy imports
 
     return config_hash(with_seed(cfg, seed), "model", "data", "finetune", "sample")
 
@@ -144,14 +144,14 @@ def gallery_hash(cfg: RunConfig, seed: int) -> str:
 def compute_gallery(cfg: RunConfig, spec: GallerySpec, root: str | Path, out_dir: str | Path,
                     progress: bool = True) -> Path:
     """Fine-tune and sample every method (`ddgd.experiments.pipeline`), measure diversity, write the gallery."""
-    from ddgd.experiments.pipeline import distill, load_data, sample_pool, with_seed  # deferred: heavy imports
+    from ddgd.experiments.pipeline import distill, load_data, sample_pool  # deferred: heavy imports
 
     spec.check(cfg)  # before any loading: a bad value fails at once
     data = load_data(cfg)
     spec.check(cfg, len(data.names))
-    real_x, real_y = real_images(cfg, data, spec.judge_size)  # the judge's training set
+    real_x, real_y = gallery_real_images(cfg, data, spec.judge_size)  # the judge's training set
     judge = train_judge(real_x, real_y, spec.judge_epochs, spec.seed, progress)
-    sets = {REAL: real_images(cfg, data, cfg.data.resolution, spec.ipc, spec.seed)}
+    sets = {REAL: gallery_real_images(cfg, data, cfg.data.resolution, spec.ipc, spec.seed)}
     hashes = {}
     for method in spec.methods:
         run_cfg = with_seed(cfg, spec.seed, method)

@@ -23,12 +23,11 @@ device), so a seed fixes the augmentation exactly.
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
-from typing import Iterator
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from ddgd.base.accel import torch_threads
 
 # ImageNet PCA of RGB pixel values (AlexNet; the constants IDC's `Lighting` uses).
 IMAGENET_EIGVAL = torch.tensor([0.2175, 0.0188, 0.0045])
@@ -167,22 +166,13 @@ def cutmix(x: torch.Tensor, y: torch.Tensor, beta: float, generator: torch.Gener
     return mixed, y, y[perm_d], lam
 
 
-@contextmanager
-def single_thread(device: torch.device) -> Iterator[None]:
+def single_thread(device: torch.device):
     """Run small CPU tensor ops on one thread, restoring the thread count afterwards.
 
     A batch of small images is too little work to share: on a busy machine a two-thread
     grid_sample waits for the second thread and took 16 ms where one thread takes 0.2 ms.
     """
-    if device.type != "cpu" or torch.get_num_threads() == 1:
-        yield
-        return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
+    return torch_threads(1 if device.type == "cpu" else None)
 
 
 def augment_batch(x: torch.Tensor, image_size: int, crop_scale: float = 0.5, jitter: float = 0.4,

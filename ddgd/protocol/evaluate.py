@@ -2,7 +2,7 @@
 
 A network is trained from scratch on the distilled images only and tested on real images:
 SGD (lr 0.01, momentum 0.9, weight decay 5e-4, batch 64), learning rate x0.2 at 2/3 and 5/6 of
-training, epochs by IPC (`epochs_for_ipc`), random resized crop + flip + colour jitter + PCA
+training, epochs by IPC (`ddgd.protocol.schedule`), random resized crop + flip + colour jitter + PCA
 lighting, and CutMix on every batch. Top-1 test accuracy is measured every E/100 epochs, as Minimax
 does: "best" is the maximum seen (what Minimax reports), "final" the last one.
 
@@ -23,7 +23,6 @@ Results are appended to a CSV one row per run by `ddgd.experiments.results`.
 """
 from __future__ import annotations
 
-import math
 import time
 import warnings
 
@@ -36,38 +35,10 @@ from ddgd.base.accel import autocast
 from ddgd.protocol.augment import augment_batch, cutmix, single_thread
 from ddgd.config import EvalConfig
 from ddgd.protocol.networks import NETWORKS, build
+from ddgd.base.accel import torch_threads
+from ddgd.protocol.schedule import evaluation_epochs, num_epochs
 
 EVAL_BATCH = 256
-
-
-def epochs_for_ipc(ipc: int) -> int:
-    """Training epochs of the protocol for `ipc` images per class (IDC / Minimax)."""
-    if ipc <= 0:
-        raise ValueError(f"ipc={ipc} must be a positive integer")
-    for limit, epochs in ((1, 3000), (10, 2000), (50, 1500), (200, 1000), (500, 500)):
-        if ipc <= limit:
-            return epochs
-    return 300
-
-
-def num_epochs(cfg: EvalConfig, ipc: int) -> int:
-    """cfg.epochs if set, else the protocol's epochs scaled by cfg.epoch_scale (at least cfg.min_epochs)."""
-    if cfg.epochs is not None:
-        return int(cfg.epochs)
-    return max(int(cfg.min_epochs), round(epochs_for_ipc(ipc) * cfg.epoch_scale))
-
-
-def evaluation_epochs(epochs: int, evaluations: int, style: str = "reference") -> list[int]:
-    """Epochs (1-based) after which the test set is evaluated, the last one always included.
-
-    Reference style (Minimax's `train.py`): every `epochs // evaluations` epochs, i.e. 100 tests at
-    the protocol's epoch counts; legacy style: `evaluations` tests spaced as evenly as the count allows.
-    """
-    n = max(1, min(evaluations, epochs))
-    if style == "reference":
-        every = max(1, epochs // n)
-        return sorted({e for e in range(every, epochs + 1, every)} | {epochs})
-    return sorted({math.ceil(epochs * k / n) for k in range(1, n + 1)})
 
 
 def prepare_images(x: torch.Tensor, image_size: int, keep_native: bool = False) -> torch.Tensor:
@@ -219,13 +190,9 @@ def train_and_test(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.T
                                normalise, device)
     if threads <= 0:
         raise ValueError(f"threads={threads} must be a positive integer (or None for torch's default)")
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         return _train_and_test(train_x, train_y, test_x, test_y, network, cfg, seed, ipc, progress, num_classes,
                                normalise, device)
-    finally:
-        torch.set_num_threads(before)
 
 
 # Images whose channel statistics stand for a streamed training set (legacy normalisation only).

@@ -19,7 +19,8 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset
 from torchvision import transforms
 
-from ddgd.protocol.data import ADMCrop, ImageNetSubset, eval_transform, real_baseline
+from ddgd.protocol.data import real_baseline
+from ddgd.protocol.imagenet import ADMCrop, ImageNetSubset, eval_transform
 
 
 def loader(dataset: Dataset, batch_size: int, workers: int, batch_sampler=None) -> DataLoader:

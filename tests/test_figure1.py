@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from ddgd.method.diffusion import Schedule
-from ddgd.pages.figure1 import (ToyDenoiser, ToyParams, coverage, mixture_density, mode_centres, mode_weights, run_figure1,
-                      sample_paths, smooth_path, summarise, verdict)
+from ddgd.pages.toy_diffusion import ToyDenoiser, sample_paths
+from ddgd.pages.figure1 import (ToyParams, coverage, mixture_density, mode_centres, mode_weights, run_figure1, smooth_path, summarise, verdict)
 
 SMOKE = dict(seeds=[0, 1], num_timesteps=30, hidden=16, n_train=64, pretrain_steps=15, pretrain_batch_size=16,
              finetune_steps=12, batch_size=8, n_real=3, n_gen=3, ipc=4, n_eval=50, field_t=5)

@@ -11,7 +11,8 @@ import pytest  # noqa: E402
 from matplotlib.patches import FancyBboxPatch  # noqa: E402
 
 from ddgd.config import PRESETS  # noqa: E402
-from ddgd.pages.figure2 import draw_pipeline, save_figure  # noqa: E402
+from ddgd.pages.figure2 import draw_pipeline  # noqa: E402
+from ddgd.pages.figures import save_figure
 
 WOOF = PRESETS["imagewoof"]
 

@@ -6,6 +6,10 @@ import pandas as pd
 import pytest
 import torch
 
+from ddgd.pages import adaptive_update as au
+from ddgd.pages import figures as figs
+from ddgd.pages import memory_initialisation as mi
+from ddgd.pages import minimax_losses as ml
 from ddgd.pages import walkthrough as ins
 from ddgd.config import resolve
 from ddgd.method.diffusion import Schedule
@@ -28,8 +32,8 @@ class _FakeVAE:
 
 def test_first_per_class_keeps_dataset_order():
     labels = torch.tensor([1, 0, 1, 1, 0, 2])
-    assert ins.first_per_class(labels, 2).tolist() == [0, 1, 2, 4, 5]
-    assert ins.first_per_class(labels, None).tolist() == list(range(6))
+    assert ins.first_indices_per_class(labels, 2).tolist() == [0, 1, 2, 4, 5]
+    assert ins.first_indices_per_class(labels, None).tolist() == list(range(6))
 
 
 def test_real_images_of_an_in_memory_set():
@@ -45,7 +49,7 @@ def test_real_images_of_an_in_memory_set():
 
 
 def test_real_images_of_an_imagenet_subset(tmp_path):
-    from ddgd.protocol.data import SUBSETS
+    from ddgd.protocol.imagenet import SUBSETS
     from fakes import make_fake_imagenet
 
     root = make_fake_imagenet(tmp_path, SUBSETS["imagewoof"], n_train=3, n_val=1, size=20)
@@ -87,7 +91,7 @@ def test_label_stream_follows_the_fine_tuning_batches():
 
 def test_fill_history_by_hand():
     stream = [torch.tensor([0, 0, 1]), torch.tensor([1, 2]), torch.tensor([0])]
-    df = ins.fill_history(stream, n_real=2, n_gen=3).set_index(["step", "label"])
+    df = mi.fill_history(stream, n_real=2, n_gen=3).set_index(["step", "label"])
     assert df.loc[(1, 0), ["real", "gen"]].tolist() == [2, 2]
     assert df.loc[(3, 0), ["real", "gen"]].tolist() == [2, 3]
     assert df.loc[(1, 2), ["real", "gen", "in_batch"]].tolist() == [0, 0, False]
@@ -100,7 +104,7 @@ def test_fill_history_matches_class_memories():
     memories = ClassMemories(4, 2, "adaptive")
     for y in stream:
         memories.update(y, torch.randn(5, 3), torch.randn(5, 3))
-    last = ins.fill_history(stream, 4, 2).query("step == 6").set_index("label")
+    last = mi.fill_history(stream, 4, 2).query("step == 6").set_index("label")
     for c in memories.real:
         assert (len(memories.real[c]), len(memories.gen[c])) == tuple(last.loc[c, ["real", "gen"]])
 
@@ -115,7 +119,7 @@ def test_memory_tensors_and_loss_history_read_a_checkpoint(tmp_path):
     memories = ClassMemories(2, 2, "fifo")
     memories.update(torch.tensor([3, 1, 3]), torch.arange(6.0).reshape(3, 2), -torch.arange(6.0).reshape(3, 2))
     _checkpoint(tmp_path, memories)
-    got = ins.memory_tensors(tmp_path)
+    got = mi.memory_tensors(tmp_path)
     assert list(got) == [1, 3]
     assert got[3][0].tolist() == [[0.0, 1.0], [4.0, 5.0]] and got[1][1].tolist() == [[-2.0, -3.0]]
     assert ins.loss_history(tmp_path)["loss"].tolist() == [2.0, 1.5]
@@ -123,22 +127,22 @@ def test_memory_tensors_and_loss_history_read_a_checkpoint(tmp_path):
 
 def test_memory_tensors_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="run the fine-tuning first"):
-        ins.memory_tensors(tmp_path)
+        mi.memory_tensors(tmp_path)
     _checkpoint(tmp_path, None)
     with pytest.raises(ValueError, match="minimax or ddgd"):
-        ins.memory_tensors(tmp_path)
+        mi.memory_tensors(tmp_path)
 
 
 def test_diversity_stats_by_hand():
     items = torch.tensor([[1.0, 0.0], [0.0, 1.0], [3.0, 0.0]])  # S = [[1,0,1],[0,1,0],[1,0,1]]
-    stats = ins.diversity_stats(items)
+    stats = mi.diversity_stats(items)
     assert stats == pytest.approx({"mean_cos": 2 / 6, "max_cos": 1.0, "max_s": 2.0})
-    assert math.isnan(ins.diversity_stats(items[:1])["mean_cos"])
+    assert math.isnan(mi.diversity_stats(items[:1])["mean_cos"])
 
 
 def test_memory_summary():
     memories = {0: (torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([[1.0, 1.0]]))}
-    row = ins.memory_summary(memories).iloc[0]
+    row = mi.memory_summary(memories).iloc[0]
     assert (row.n_real, row.n_gen) == (2, 1)
     assert row.real_mean_cos == pytest.approx(0.0) and row.cross_mean_cos == pytest.approx(1 / math.sqrt(2))
     assert math.isnan(row.gen_mean_cos)
@@ -156,7 +160,7 @@ def _toy_batch():
 
 def test_term_pairs_match_minimax_terms():
     pred, labels, memories = _toy_batch()
-    pairs = ins.term_pairs(pred, labels, memories).set_index("label")
+    pairs = ml.term_pairs(pred, labels, memories).set_index("label")
     terms = minimax_terms(pred, labels, memories)
     assert list(pairs.index) == [0, 1]
     for c in (0, 1):
@@ -168,12 +172,12 @@ def test_term_pairs_match_minimax_terms():
 
 def test_class_blocks_stack_rows_by_class():
     pred, labels, memories = _toy_batch()
-    matrix, order, marks = ins.class_blocks(pred, labels, memories, "real")
+    matrix, order, marks = ml.class_blocks(pred, labels, memories, "real")
     assert order.tolist() == [1, 0, 2, 3] and matrix.shape == (4, 2)
     assert matrix[0, 0] == pytest.approx(1 / math.sqrt(2)) and math.isnan(matrix[0, 1])
     assert matrix[1].tolist() == pytest.approx([1.0, 0.0]) and bool(torch.isnan(torch.tensor(matrix[3])).all())
     assert marks == {0: (0, 0), 1: (1, 1)}
-    _, _, gen_marks = ins.class_blocks(pred, labels, memories, "gen")
+    _, _, gen_marks = ml.class_blocks(pred, labels, memories, "gen")
     assert gen_marks[0] == (0, 0)
 
 
@@ -184,7 +188,7 @@ def test_gradient_table_pull_and_push():
     terms = minimax_terms(pred, labels, memories)
     grads = {"real": torch.autograd.grad(terms.l_real, pred, retain_graph=True)[0],
              "gen": torch.autograd.grad(terms.l_gen, pred)[0]}
-    df = ins.gradient_table(pred, grads, labels, memories, nudge=0.01)
+    df = ml.gradient_table(pred, grads, labels, memories, nudge=0.01)
     assert len(df) == 4 and (df["items_with_grad"] == 1).all()  # one item per class and term moves
     for row in df.itertuples():
         sign = 1 if row.term == "real" else -1  # pull towards M_real, push away from M_gen
@@ -197,7 +201,7 @@ def test_predict_batch_draws_like_a_training_step():
     schedule = Schedule.linear(100)
     model = lambda z, timestep, class_labels: SimpleNamespace(sample=torch.zeros(len(z), 4, 2, 2))  # noqa: E731
     g = torch.Generator().manual_seed(1)
-    b = ins.predict_batch(model, cache, torch.tensor([0, 4]), torch.arange(3), schedule, g)
+    b = ml.predict_batch(model, cache, torch.tensor([0, 4]), torch.arange(3), schedule, g)
     g = torch.Generator().manual_seed(1)
     z0 = cache.sample(torch.tensor([0, 4]), g)
     t = torch.randint(0, 100, (2,), generator=g)
@@ -208,7 +212,7 @@ def test_predict_batch_draws_like_a_training_step():
 
 def test_mean_multiplicity_is_the_cumulative_weight():
     stream = [torch.tensor([0, 0]), torch.tensor([0, 1, 2])]
-    assert ins.mean_multiplicity(stream) == pytest.approx(1.5)
+    assert ml.mean_multiplicity(stream) == pytest.approx(1.5)
     weights = minimax_terms(torch.randn(3, 2), stream[1], {}, accumulate="cumulative").weights
     assert sum(weights.values()) / len(weights) == 2.0
 
@@ -219,7 +223,7 @@ def test_mean_multiplicity_is_the_cumulative_weight():
 def test_track_rule_keeps_what_memory_bank_keeps(rule):
     torch.manual_seed(1)
     stream = torch.randn(17, 5)
-    stats, alive = ins.track_rule(stream, 6, rule, per_step=3)
+    stats, alive = au.track_rule(stream, 6, rule, per_step=3)
     bank = MemoryBank(6, rule)
     for k in range(0, 17, 3):
         bank.add(stream[k:k + 3])
@@ -233,10 +237,10 @@ def test_track_rule_keeps_what_memory_bank_keeps(rule):
 def test_naive_adaptive_matches_the_incremental_rule():
     torch.manual_seed(2)
     items = torch.randn(20, 7)
-    assert torch.equal(ins.naive_adaptive(items, 12), adaptive(items, 12))
-    assert torch.equal(ins.naive_adaptive(items, 12, largest=False), adaptive_min(items, 12))
+    assert torch.equal(au.naive_adaptive(items, 12), adaptive(items, 12))
+    assert torch.equal(au.naive_adaptive(items, 12, largest=False), adaptive_min(items, 12))
     dupes = torch.tensor([[1.0, 0, 0], [1.0, 0, 0], [0, 1.0, 0], [0, 1.0, 0], [0, 0, 1.0]])
-    assert ins.naive_adaptive(dupes, 3).tolist() == adaptive(dupes, 3).tolist() == [1, 3, 4]
+    assert au.naive_adaptive(dupes, 3).tolist() == adaptive(dupes, 3).tolist() == [1, 3, 4]
 
 
 # ---- figures, files, clocks --------------------------------------------------------------------
@@ -247,12 +251,12 @@ def test_image_grid_and_decode_items():
     vae = load_vae("tiny")
     images = ins.decode_items(vae, torch.randn(3, 64), (4, 4, 4))
     assert images.shape == (3, 1, 16, 16) and images.dtype == torch.uint8
-    fig = ins.image_grid([images, torch.zeros(2, 1, 16, 16)], labels=["a", "b"], title="t")
+    fig = figs.image_grid([images, torch.zeros(2, 1, 16, 16)], labels=["a", "b"], title="t")
     assert len(fig.axes) == 6 and fig.axes[0].get_ylabel() == "a"
 
 
 def test_write_csv_adds_provenance(tmp_path):
-    path = ins.write_csv(pd.DataFrame({"x": [1, 2]}), tmp_path / "sub" / "t.csv", resolve("digits-tiny"))
+    path = figs.write_csv(pd.DataFrame({"x": [1, 2]}), tmp_path / "sub" / "t.csv", resolve("digits-tiny"))
     df = pd.read_csv(path)
     assert df["x"].tolist() == [1, 2] and (df["preset"] == "digits-tiny").all()
     assert {"config_hash", "torch", "commit"} <= set(df.columns) and not list(tmp_path.glob("sub/*.tmp"))

@@ -1,0 +1,83 @@
+"""ddgd: diversity-driven generative dataset distillation with self-adaptive memory (ICIP 2025).
+
+The package is built as rooms, each a subpackage that imports only from the rooms below it
+(ddgd/README.md draws them; tests/test_layout.py checks the direction of every import):
+
+    base/         what every room shares
+      files         atomic_write / atomic_dir: artefacts are complete or absent; folder names
+      accel         bf16 autocast, TF32, torch.compile, determinism; torch_threads
+      provenance    versions, commit and hardware of a result
+    config/       the frozen configuration; the paper's values are the defaults
+      fields        one dataclass per stage (model, data, finetune, sample, eval)
+      presets       PRESETS: the paper's ImageNet subsets and the CPU presets
+      resolve       section.field=value overrides, validated before any work
+      hashing       the config hash of a result row; save_config beside every artefact
+    method/       DDGD itself (book page: The method)
+      diffusion     the Gaussian diffusion process, DiT's respacing, the predicted x0 (eq-forward, eq-x0)
+      losses        diffusion loss, VB term, the two memory terms (eq-diffusion, eq-similarity, eq-real, eq-gen, eq-total)
+      memory        per-class memories and their update rules, FIFO and self-adaptive (eq-adaptive)
+      models        the diffusers DiT and VAE, the original DiT's numerics, DiffFit / BitFit, EMA
+      latents       VAE latents and the latent cache of the real images
+      finetune      Algorithm 1: fine-tuning with the memory terms, checkpoints, resume
+      sample        classifier-free guided sampling; sample pools as ImageFolders with a manifest
+    protocol/     the hard-label evaluation protocol of IDC and Minimax (book page: Parity)
+      imagenet      the ImageNet subsets: classes, files, ADM crop and test transforms
+      data          Fashion-MNIST, digits, image folders, class labels, the real-image baselines
+      loaders       DataLoaders for ImageNet at GPU speed
+      networks      ConvNet, ResNetAP-10, ResNet-18 (IDC's definitions)
+      augment       IDC's batched augmentation and CutMix
+      schedule      epochs by IPC and the test epochs
+      evaluate      train a network on distilled images, test it on real ones
+    embedded/     the small latent diffusion model of the CPU default (book page: The embedded model)
+      pretrain      trains it on Fashion-MNIST
+      card          its model card and the comparison of two builds
+      quality       the judge classifier, conditional accuracy and diversity of samples
+    experiments/  experiments and their results
+      runs          the methods, and the config one run is hashed with
+      pipeline      distill -> sample -> evaluate for every method and seed
+      results       the results CSV: strict reading, atomic appends, per-run locks
+      report        tables of mean +- std from the result files
+      comparisons   the sentences that compare methods cell by cell
+      references    the published numbers
+      variants      the hyperparameter variants of Figure 4 and Tables 2-3
+      costs         FLOPs and GPU hours of the paper scale
+      reproduce     one artefact of the book through papermill
+    pages/        one module per book page that needs more than the rooms above
+      figures       save_figure, image_grid, write_csv for every page
+      walkthrough   shared by the walk-throughs: their configs, real images, latents, timings
+      memory_initialisation, minimax_losses, adaptive_update   the walk-through pages
+      figure1 (with toy_diffusion), figure2, figure3, benchmark   the pages of the paper's figures
+      colab         the notebooks' Colab copies
+    cli           the `ddgd` command: the one face of all the above
+
+The names below are the public API, imported on first use (``import ddgd`` stays fast).
+"""
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_API = {
+    "RunConfig": "ddgd.config", "PRESETS": "ddgd.config", "resolve": "ddgd.config", "config_hash": "ddgd.config",
+    "ClassMemories": "ddgd.method.memory", "UPDATE_RULES": "ddgd.method.memory",
+    "minimax_terms": "ddgd.method.losses", "total_loss": "ddgd.method.losses",
+    "Schedule": "ddgd.method.diffusion", "predicted_x0": "ddgd.method.diffusion",
+    "load_transformer": "ddgd.method.models", "load_vae": "ddgd.method.models",
+    "finetune": "ddgd.method.finetune", "training_step": "ddgd.method.finetune",
+    "generate": "ddgd.method.sample", "verify_image_folder": "ddgd.method.sample",
+    "train_and_test": "ddgd.protocol.evaluate", "build_network": "ddgd.protocol.networks",
+    "run_experiment": "ddgd.experiments.pipeline", "load_results": "ddgd.experiments.report",
+    "table": "ddgd.experiments.report",
+}
+_RENAMED = {"build_network": "build"}
+
+__all__ = sorted(_API)
+
+
+def __getattr__(name: str):
+    if name not in _API:
+        raise AttributeError(f"module 'ddgd' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_API[name]), _RENAMED.get(name, name))
+    globals()[name] = value
+    return value

@@ -1,0 +1,49 @@
+"""What identifies a run: the config hash of result rows, and the resolved config saved beside artefacts."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from ddgd.base.files import write_text
+from ddgd.config.fields import RunConfig
+
+# The stages whose settings make a fine-tuned model, and those that make a pool of samples: the
+# sections hashed into a checkpoint's id and a pool's `sample_hash`.
+FINETUNE_STAGES = ("model", "data", "finetune")
+SAMPLE_STAGES = (*FINETUNE_STAGES, "sample")
+
+# Fields that say where the data lives on one machine, not what it is: hashed at their defaults, so a
+# result file made with ImageNet under /data matches the same run made with it under ~/imagenet.
+LOCATION_FIELDS = {"data": ("root", "download")}
+_LOCATION_DEFAULTS = {s: {k: getattr(getattr(RunConfig(), s), k) for k in keys} for s, keys in LOCATION_FIELDS.items()}
+# Fields that change how fast a run goes, never what it computes: left out of the hash.
+RUNTIME_FIELDS = {"data": ("workers",), "model": ("compile", "deterministic"), "eval": ("channels_last",)}
+# Fields added after result files were committed, with the value that does what the code did before
+# the field existed: at that value a field is left out of the hash, so those rows keep their hashes.
+ADDED_FIELDS = {"model": {"dit_numerics": "diffusers", "precision": "fp32", "tf32": False},
+                "finetune": {"bitfit": False},
+                "eval": {"protocol": "legacy", "test_resize": None, "precision": "fp32"}}
+
+
+def _hashed(section: str, values: dict) -> dict:
+    out = {k: v for k, v in values.items() if k not in RUNTIME_FIELDS.get(section, ())
+           and not (k in ADDED_FIELDS.get(section, {}) and v == ADDED_FIELDS[section][k])}
+    out.update({k: x for k, x in _LOCATION_DEFAULTS.get(section, {}).items() if k in values})
+    return out
+
+
+def config_hash(cfg: RunConfig | dict, *sections: str) -> str:
+    """Short stable hash of the config (or of the named sections only), blind to where data lives and to speed."""
+    d = asdict(cfg) if isinstance(cfg, RunConfig) else cfg
+    d = {s: (_hashed(s, v) if isinstance(v, dict) else v) for s, v in d.items()}
+    if sections:
+        d = {s: d[s] for s in sections}
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def save_config(cfg: RunConfig, directory: str | Path, name: str = "config.json") -> Path:
+    """Write the resolved config beside an artefact (atomically)."""
+    return write_text(Path(directory) / name, json.dumps(asdict(cfg), indent=2, sort_keys=True))
+

@@ -1,0 +1,64 @@
+"""What every page's figures and tables share: saving a figure, a grid of images, a CSV beside it.
+
+Each is written atomically (`ddgd.base.files`), so a page interrupted mid-build leaves no figure or
+table that looks complete.
+"""
+from __future__ import annotations
+from typing import Sequence
+from ddgd.config import RunConfig, config_hash
+from ddgd.method.latents import to_uint8
+from matplotlib.figure import Figure
+
+from pathlib import Path
+import pandas as pd
+from ddgd.base.files import atomic_write
+from ddgd.base.provenance import provenance
+import torch
+
+
+def save_figure(fig: Figure, directory: str | Path, stem: str = "figure2",
+                formats: tuple[str, ...] = ("png", "pdf"), dpi: int = 200) -> list[Path]:
+    """Write the figure as `stem.png`, `stem.pdf` in `directory`, each atomically; return the paths."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for fmt in formats:
+        path = out / f"{stem}.{fmt}"
+        with atomic_write(path) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=dpi)  # format given: the temporary suffix says nothing
+        paths.append(path)
+    return paths
+
+
+# ------------------------------------------------------------------------------- figures, files, clocks
+def image_grid(rows: Sequence[torch.Tensor], labels: Sequence[str] | None = None, title: str | None = None,
+               size: float = 0.9):
+    """A figure of image rows: rows[k] is uint8 [n, C, H, W] or float in [-1, 1]; row labels on the left."""
+    from matplotlib.figure import Figure  # no pyplot: the figure is glued, not shown twice
+
+    cols = max(1, max(len(r) for r in rows))
+    width = size * cols + (0.09 * max(map(len, labels)) + 0.2 if labels else 0.1)  # room for the row labels
+    fig = Figure(figsize=(width, size * len(rows) + (0.4 if title else 0.1)), layout="constrained")
+    fig.get_layout_engine().set(w_pad=0.01, h_pad=0.01, wspace=0.02, hspace=0.02)
+    axes = fig.subplots(len(rows), cols, squeeze=False)
+    for r, row in enumerate(rows):
+        row = row if row.dtype == torch.uint8 else to_uint8(row)
+        for c, ax in enumerate(axes[r]):
+            ax.set_xticks([]), ax.set_yticks([]), ax.set_frame_on(False)
+            if c < len(row):
+                img = row[c].permute(1, 2, 0).numpy()
+                ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=255)
+        if labels:
+            axes[r][0].set_ylabel(labels[r], rotation=0, ha="right", va="center", fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def write_csv(frame: pd.DataFrame, path: str | Path, cfg: RunConfig | None = None) -> Path:
+    """Write a page's table atomically; with `cfg`, the preset, config hash and provenance on every row."""
+    if cfg is not None:
+        frame = frame.assign(preset=cfg.name, config_hash=config_hash(cfg), **provenance())
+    with atomic_write(path) as tmp:
+        frame.to_csv(tmp, index=False)
+    return Path(path)
