@@ -2,15 +2,17 @@
 # Everything the book and the tests need, on a fresh machine; quick when it is already done.
 #
 #   1. a virtual environment (.venv, made with python3.11) with the package installed editable,
-#      with its extras (default: dev = the book tools + pytest);
+#      with its extras (default: dev = the book tools + pytest), at the exact versions of
+#      constraints.txt (those that produced the committed results);
 #   2. the Jupyter kernel "python3" of that environment, which the book build and papermill use;
 #   3. Fashion-MNIST, the data of the CPU analogue: Debian's package dataset-fashion-mnist when
 #      running as root with apt, otherwise torchvision's download through ddgd.protocol.data.
 #
-# Steps 1-2 are skipped when the stamp file in the environment matches pyproject.toml, the extras
-# and the Python version; step 3 is skipped when the data is already there.
+# Steps 1-2 are skipped when the stamp file in the environment matches pyproject.toml,
+# constraints.txt, the extras and the Python version; step 3 is skipped when the data is already there.
 #
-# Environment variables: PYTHON (interpreter for a new venv, default python3.11), VENV (default
+# Environment variables: PYTHON (interpreter for a new venv, default python3.11, the one the results
+# were made with; 3.12 and 3.13 are supported too, and run by .github/workflows/ci.yml), VENV (default
 # .venv), EXTRAS (default dev), TORCH_INDEX (an extra pip index, e.g.
 # https://download.pytorch.org/whl/cpu for CPU-only torch wheels).
 set -euo pipefail
@@ -30,9 +32,9 @@ make_venv() {
         return
     fi
     command -v "$PYTHON" >/dev/null 2>&1 \
-        || die "$PYTHON not found: install Python 3.11 or run with PYTHON=/path/to/python3.11"
-    "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
-        || die "$PYTHON is not Python 3.11 (the package pins torch 2.14.1 for 3.11): set PYTHON=..."
+        || die "$PYTHON not found: install Python 3.11 or run with PYTHON=/path/to/python3.11 (or 3.12, 3.13)"
+    "$PYTHON" -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))' \
+        || die "$PYTHON is not Python 3.11, 3.12 or 3.13 (requires-python in pyproject.toml): set PYTHON=..."
     say "creating $VENV with $PYTHON"
     "$PYTHON" -m venv "$VENV"
 }
@@ -40,7 +42,7 @@ make_venv() {
 wanted_stamp() {
     # what the installed environment was made from: any change re-runs the install
     {
-        sha256sum pyproject.toml
+        sha256sum pyproject.toml constraints.txt
         echo "extras=$EXTRAS torch_index=${TORCH_INDEX:-}"
         "$VENV/bin/python" -c 'import sys; print(sys.version)'
     } | sha256sum | cut -d' ' -f1
@@ -58,7 +60,8 @@ install_package() {
         extra=(--extra-index-url "$TORCH_INDEX")
     fi
     say "installing the package with extras [$EXTRAS] into $VENV"
-    "$VENV/bin/python" -m pip install -q "${extra[@]}" -e ".[$EXTRAS]"
+    # -c: the exact versions of the committed results; pyproject.toml itself only states ranges
+    "$VENV/bin/python" -m pip install -q "${extra[@]}" -c constraints.txt -e ".[$EXTRAS]"
     # the kernel the notebooks name (python3), pointing at this environment's interpreter
     "$VENV/bin/python" -m ipykernel install --sys-prefix --name python3 >/dev/null
     printf '%s\n' "$want" > "$STAMP.tmp"

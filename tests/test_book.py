@@ -315,16 +315,21 @@ def test_built_math_uses_the_vendored_mathjax():
     assert with_math, "no page of the book shows math: the method page should"
 
 
-def test_environment_yml_pins_match_pyproject():
-    """Binder's environment.yml restates the torch pins of pyproject.toml: they must agree."""
+def test_environment_yml_pins_match_the_constraints():
+    """Binder's environment.yml pins torch and torchvision to the versions of constraints.txt (those of
+    the committed results), and those lie within the ranges of pyproject.toml."""
     import tomllib
 
-    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    from packaging.requirements import Requirement
+
+    deps = {r.name: r for r in map(Requirement, tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"])}
+    locked = dict(re.match(r"([A-Za-z0-9_.-]+)==(\S+)", line).groups()
+                  for line in (ROOT / "constraints.txt").read_text().splitlines() if line and not line.startswith("#"))
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
     for name in ("torch", "torchvision"):
-        pinned = [d for d in deps if re.match(rf"{name}\s*==", d)]
-        assert pinned and pinned[0].replace(" ", "") in pip, f"{name}: pyproject has {pinned}, environment.yml has {pip}"
+        assert f"{name}=={locked[name]}" in pip, f"{name}: constraints.txt has {locked[name]}, environment.yml has {pip}"
+        assert deps[name].specifier.contains(locked[name]), f"{name} {locked[name]} is outside pyproject's {deps[name]}"
     assert "python=3.11" in env["dependencies"]
 
 

@@ -4,7 +4,7 @@ The notebooks are jupytext `.py` files, and only those are committed: the book e
 Binder opens them through jupytext. Colab opens only `.ipynb` files from GitHub, so every book build
 writes a copy of each notebook into the built site, `_build/html/_colab/<name>.ipynb`
 (`book/_ext/colab_button.py`), with one set-up cell in front that, on Colab, clones the repository,
-installs the package over Colab's own torch and fetches Fashion-MNIST through torchvision;
+installs the package (keeping Colab's own torch) and fetches Fashion-MNIST through torchvision;
 elsewhere it does nothing. The book's Colab buttons open those copies on the branch the built site
 is published to (`gh-pages`); `make ipynb` writes the same copies into `_build/ipynb/`, for
 uploading one to Colab by hand.
@@ -19,15 +19,22 @@ import yaml
 from ddgd.base.files import write_text
 from ddgd.experiments.reproduce import ARTEFACTS, REPO_ROOT
 
-# Colab runs Python 3.12 and its own CUDA torch: install the package without its pins, then the rest.
+# Colab runs Python 3.13 (since August 2026) and its own CUDA build of torch and torchvision. The
+# package's metadata accepts Python 3.11-3.13 and torch 2.6-2.14 (pyproject.toml), so one plain
+# `pip install -e` (no --upgrade, no constraints file) leaves an in-range preinstalled torch and
+# torchvision as they are, and installs only what is missing: diffusers 0.42 and the notebooks' tools.
+# Neither --no-deps nor --ignore-requires-python is needed any more: they were while the metadata said
+# Python 3.11 and torch==2.14.1, and --no-deps left the package's other requirements unchecked.
+# constraints.txt stays out of this cell: its exact torch pin would replace Colab's CUDA torch with a
+# multi-gigabyte download. Only a Colab torch outside the range is replaced, by an in-range one.
 COLAB_SETUP = """\
 # Colab only: fetch this repository, install the package and Fashion-MNIST (Binder and a local clone
-# already have them; there this cell does nothing).
+# already have them; there this cell does nothing). Colab's own torch is kept when it is in the
+# package's range (torch 2.6 to 2.14): pip installs only what is missing.
 import os, sys
 if "google.colab" in sys.modules and not os.path.isdir("/content/ddgd"):
     !git clone -q --depth 1 {url} /content/ddgd
-    !pip install -q --no-deps --ignore-requires-python -e /content/ddgd
-    !pip install -q "diffusers==0.42.*" jupytext myst-nb papermill seaborn
+    !pip install -q -e /content/ddgd jupytext myst-nb papermill seaborn
     !python -c "from ddgd.protocol.data import load_fashion_mnist as f; f('train', download=True); f('test', download=True)"
 if "google.colab" in sys.modules:
     sys.path.insert(0, "/content/ddgd")
