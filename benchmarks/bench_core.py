@@ -28,7 +28,8 @@ import torch.nn.functional as F
 
 from ddgd.method.diffusion import Schedule, q_sample
 from ddgd.method.latents import LatentCache, encode
-from ddgd.method.losses import diffusion_loss, minimax_terms, predicted_x0
+from ddgd.method.losses import diffusion_loss, minimax_terms
+from ddgd.method.diffusion import predicted_x0
 from ddgd.method.memory import ClassMemories
 from ddgd.method.models import apply_difffit, load_transformer, load_vae
 from ddgd.base.provenance import provenance

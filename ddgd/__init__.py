@@ -46,7 +46,7 @@ The package is built as rooms, each a subpackage that imports only from the room
       figures       save_figure, image_grid, write_csv for every page
       walkthrough   shared by the walk-throughs: their configs, real images, latents, timings
       memory_initialisation, minimax_losses, adaptive_update   the walk-through pages
-      figure1 (with toy_diffusion), figure2, figure3, benchmark   the pages of the paper's figures
+      figure1 (with toy_diffusion), figure2, figure3, figure4, benchmark   the pages of the paper's figures
       colab         the notebooks' Colab copies
     cli           the `ddgd` command: the one face of all the above
 

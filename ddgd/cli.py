@@ -90,10 +90,10 @@ def cmd_sample(args) -> None:
 
 
 def cmd_evaluate(args) -> None:
-    from ddgd.protocol.data import load_image_folder
     from ddgd.experiments.pipeline import evaluate_set, load_data, run_experiment
     from ddgd.experiments.runs import with_seed
     from ddgd.method.sample import ipc_subset
+    from ddgd.protocol.data import load_image_folder
 
     cfg = _config(args)
     csv = Path(args.csv or _out(args, cfg) / "results.csv")
@@ -230,8 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)  # --help ends here, before torch and diffusers are imported
-    from ddgd.method.finetune import RunDirError
     from ddgd.experiments.reproduce import NotebookFailed
+    from ddgd.method.finetune import RunDirError
 
     try:
         args.fn(args)

@@ -45,14 +45,13 @@ import pandas as pd
 import torch
 from myst_nb import glue
 
-from ddgd.config import PRESETS
-from ddgd.pages.figures import save_figure
 from ddgd.experiments.pipeline import load_data
-from ddgd.pages.walkthrough import decode_items, encode_subset, time_call, walkthrough_config
-from ddgd.pages.figures import image_grid, write_csv
-from ddgd.pages.adaptive_update import naive_adaptive, track_rule
-from ddgd.method.memory import adaptive
 from ddgd.method.models import load_vae
+from ddgd.pages.adaptive_update import (describe_ranking, describe_same, describe_shape, describe_speed,
+                                        describe_verdict, evenly_spaced, full_means, kept_items, paper_shape,
+                                        survivor_table, timing_table, track_rule)
+from ddgd.pages.figures import glue_values, image_grid, save_figure, write_csv
+from ddgd.pages.walkthrough import decode_items, encode_subset, walkthrough_config
 
 cfg = walkthrough_config(preset, train_per_class, imagenet_root, overrides)
 data = load_data(cfg)
@@ -63,9 +62,10 @@ stream = cache.sample(members, torch.Generator().manual_seed(seed))  # [T, c, h,
 tracks = {rule: track_rule(stream, size, rule, per_step) for rule in rules}
 stats = pd.concat([tracks[rule][0] for rule in rules], ignore_index=True)
 write_csv(stats, f"{output_dir}/diversity-over-time.csv", cfg)
-for key, value in {"preset": cfg.name, "class": data.names[stream_class], "length": len(stream),
-                   "per-step": per_step, "capacity": size, "dim": stream[0].numel()}.items():
-    glue(f"au-{key}", value, display=False)
+
+# %% tags=["remove-cell"]
+glue_values("au", {"preset": cfg.name, "class": data.names[stream_class], "length": len(stream),
+                   "per-step": per_step, "capacity": size, "dim": stream[0].numel()})
 
 # %% [markdown]
 # ## One stream, three rules
@@ -89,14 +89,8 @@ save_figure(fig, output_dir, "survival", formats=("png",))
 glue("au-survival", fig, display=False)
 plt.close(fig)
 
-final = stats.groupby("rule", sort=False).tail(1).set_index("rule")
-full = stats[stats["size"] == size].groupby("rule", sort=False)[["mean_cos", "max_cos"]].mean()
-kept = {rule: torch.nonzero(tracks[rule][1][-1]).squeeze(1) for rule in rules}
-survivors = pd.DataFrame({
-    "oldest kept item": [int(kept[r].min()) for r in rules],
-    f"kept of the first {size}": [int((kept[r] < size).sum()) for r in rules],
-    "mean age (steps)": final.mean_age, "mean cosine at the end": final.mean_cos,
-    "mean cosine while full": full.mean_cos, "largest cosine while full": full.max_cos}, index=rules)
+kept = kept_items(tracks)  # rule -> stream indices kept at the end
+survivors = survivor_table(stats, kept, size)
 write_csv(survivors.reset_index(names="rule"), f"{output_dir}/survivors.csv", cfg)
 glue("au-survivors", survivors.round(4), display=False)
 survivors
@@ -138,20 +132,18 @@ glue("au-diversity", fig, display=False)
 plt.close(fig)
 
 vae = load_vae(cfg.model.vae_decode)
-picks = {r: kept[r][torch.linspace(0, len(kept[r]) - 1, min(n_show, len(kept[r]))).long()] for r in rules}
+picks = {r: evenly_spaced(kept[r], n_show) for r in rules}
 fig = image_grid([decode_items(vae, stream[picks[r]].flatten(1), stream.shape[1:]) for r in rules], rules,
                  title="kept items at the end of the stream (evenly spaced in arrival order), decoded")
 save_figure(fig, output_dir, "kept-items", formats=("png",))
 glue("au-kept", fig, display=False)
 
-order = full.mean_cos.sort_values()
-glue("au-fifo-cos", float(full.mean_cos.get("fifo", float("nan"))), display=False)
-glue("au-adaptive-cos", float(full.mean_cos.get("adaptive", float("nan"))), display=False)
-glue("au-min-cos", float(full.mean_cos.get("adaptive-min", float("nan"))), display=False)
-glue("au-ranking", ", then ".join(f"{r} ({v:.3f})" for r, v in order.items()), display=False)
-glue("au-verdict", ("As the rule intends, the self-adaptive memory is the least redundant of the three."
-                    if order.index[0] == "adaptive" else "Here the self-adaptive memory is not the least redundant "
-                    "of the three."), display=False)
+# %% tags=["remove-cell"]
+mean_cos = full_means(stats, size).mean_cos  # per rule, over the steps at which the memory is full
+glue_values("au", {"fifo-cos": float(mean_cos.get("fifo", float("nan"))),
+                   "adaptive-cos": float(mean_cos.get("adaptive", float("nan"))),
+                   "min-cos": float(mean_cos.get("adaptive-min", float("nan"))),
+                   "ranking": describe_ranking(mean_cos), "verdict": describe_verdict(mean_cos)})
 
 # %% [markdown]
 # ```{glue:figure} au-diversity
@@ -183,33 +175,20 @@ glue("au-verdict", ("As the rule intends, the self-adaptive memory is the least 
 
 # %% tags=["remove-output"]
 gen = torch.Generator().manual_seed(seed)
-sizes = sorted(set(timing_new) | {cfg.finetune.batch_size})
-rows = []
-for n_new in sizes:
-    items = torch.randn(timing_capacity + n_new, timing_dim, generator=gen)
-    same = torch.equal(adaptive(items, timing_capacity), naive_adaptive(items, timing_capacity))
-    fast = time_call(lambda: adaptive(items, timing_capacity), timing_repeats)
-    naive = time_call(lambda: naive_adaptive(items, timing_capacity), timing_repeats)
-    rows.append({"new items": n_new, "naive (ms)": 1000 * naive, "incremental (ms)": 1000 * fast,
-                 "speed-up": naive / fast, "same items kept": same})
-timing = pd.DataFrame(rows)
+sizes = sorted(set(timing_new) | {cfg.finetune.batch_size})  # a whole batch of one class: the most a step brings
+timing = timing_table(sizes, timing_capacity, timing_dim, timing_repeats, gen)
 write_csv(timing, f"{output_dir}/timing.csv", cfg)
 at_batch = timing.set_index("new items").loc[cfg.finetune.batch_size]
-glue("au-t-capacity", timing_capacity, display=False)
-glue("au-t-dim", timing_dim, display=False)
-paper = PRESETS["imagewoof"].finetune.n_real, 4 * (PRESETS["imagewoof"].data.resolution // 8) ** 2  # 4 x 32 x 32
-glue("au-shape-note", "the paper's shape" if (timing_capacity, timing_dim) == paper else
-     f"smaller than the paper's {paper[0]} items of {paper[1]} numbers", display=False)
-glue("au-timing", timing.set_index("new items").round(3), display=False)
-glue("au-batch", cfg.finetune.batch_size, display=False)
-glue("au-speedup", float(at_batch["speed-up"]), display=False)
-glue("au-batch-ms", float(at_batch["incremental (ms)"]), display=False)
-glue("au-speedup-max", float(timing["speed-up"].iloc[-1]), display=False)
-glue("au-new-max", int(timing["new items"].iloc[-1]), display=False)
-glue("au-speed-sentence", ("" if at_batch["speed-up"] > 1 else "At this small shape the loop's overhead "
-                           "outweighs the matrix products it saves."), display=False)
-glue("au-same", "always" if timing["same items kept"].all() else "not always", display=False)
 timing
+
+# %% tags=["remove-cell"]
+glue_values("au", {"t-capacity": timing_capacity, "t-dim": timing_dim,
+                   "shape-note": describe_shape(timing_capacity, timing_dim, paper_shape()),
+                   "timing": timing.set_index("new items").round(3), "batch": cfg.finetune.batch_size,
+                   "speedup": float(at_batch["speed-up"]), "batch-ms": float(at_batch["incremental (ms)"]),
+                   "speedup-max": float(timing["speed-up"].iloc[-1]), "new-max": int(timing["new items"].iloc[-1]),
+                   "speed-sentence": describe_speed(float(at_batch["speed-up"])),
+                   "same": describe_same(timing["same items kept"])})
 
 # %% [markdown]
 # ```{glue:} au-timing

@@ -41,11 +41,11 @@ from pathlib import Path
 from IPython.display import Markdown
 from myst_nb import glue
 
-from ddgd.base.provenance import provenance_line
-from ddgd.experiments import comparisons, report
-from ddgd.pages.benchmark import evaluation_cost, plot_by_ipc
 from ddgd.config import project_path, resolve, shown_path
+from ddgd.experiments import comparisons, report
 from ddgd.experiments.pipeline import results_of
+from ddgd.pages.benchmark import evaluation_cost, plot_by_ipc
+from ddgd.pages.figures import glue_values, run_facts, save_figure
 
 config = resolve(preset, overrides)
 csv = project_path(results_csv) if results_csv else Path(output_dir) / "benchmark.csv"
@@ -59,18 +59,13 @@ print(f"{len(runs)} result rows of this configuration in {shown_path(csv)}")
 # seeds ("(n=...)" marks cells with fewer than three runs).
 
 # %% tags=["remove-output"]
-glue("bm-table", report.table(runs), display=False)
-glue("bm-final-table", report.table(runs, metric="final"), display=False)
-glue("bm-preset", preset, display=False)
-glue("bm-runs", len(runs), display=False)
-glue("bm-seeds", runs["seed"].nunique() if len(runs) else 0, display=False)
-glue("bm-csv", str(results_csv or "<output_dir>/benchmark.csv"), display=False)
-glue("bm-provenance", provenance_line(runs), display=False)
 figure = plot_by_ipc(runs)
-Path(output_dir).mkdir(parents=True, exist_ok=True)
-for suffix in ("png", "pdf"):
-    figure.savefig(Path(output_dir) / f"benchmark.{suffix}", dpi=150, bbox_inches="tight")
-glue("bm-figure", figure, display=False)
+save_figure(figure, output_dir, stem="benchmark", formats=("png", "pdf"))
+report.table(runs)
+
+# %% tags=["remove-cell"]
+glue_values("bm", {"table": report.table(runs), "final-table": report.table(runs, metric="final"), "figure": figure,
+                   **run_facts(runs, preset, str(results_csv or "<output_dir>/benchmark.csv"))})
 
 # %% [markdown]
 # ```{glue:} bm-table

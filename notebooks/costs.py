@@ -32,9 +32,9 @@ output_dir = "runs/reproduce/costs"  # where costs.csv is written
 from pathlib import Path
 
 import pandas as pd
-from myst_nb import glue
 
 from ddgd.experiments import costs
+from ddgd.pages.figures import glue_values
 from ddgd.config import resolve
 
 # %%
@@ -48,23 +48,16 @@ Path(output_dir).mkdir(parents=True, exist_ok=True)
 per_artefact.assign(gpu=gpu, precision=precision, utilisation=utilisation).to_csv(Path(output_dir) / "costs.csv")
 
 # %% tags=["remove-cell"]
-peak = costs.GPUS[gpu][precision] / 1e12
-glue("cost-units", units.round(3), display=False)
-glue("cost-hours", hours.round(2), display=False)
-glue("cost-gpu", gpu, display=False)
-glue("cost-peak", f"{peak:,.0f}", display=False)
-glue("cost-precision", precision, display=False)
-glue("cost-util", f"{utilisation:.0%}", display=False)
-glue("cost-step", f"{unit['finetune_step'] / 1e12:.2f}", display=False)
 forward = unit["sample_image"] / config.sample.steps / 2  # one image through the DiT once
-glue("cost-step-images", f"{unit['finetune_step'] / forward:.0f}", display=False)
-glue("cost-sample-steps", f"{unit['sample_image'] / unit['finetune_step']:.0f}", display=False)
-glue("cost-sampler-steps", config.sample.steps, display=False)
-glue("cost-batch", config.finetune.batch_size, display=False)
 first = hours.index[0]  # the artefact the text names: Table 1 on the book's page
-glue("cost-first", first, display=False)
-glue("cost-first-hours", f"{hours.loc[first, 'total']:.1f}", display=False)
-glue("cost-first-largest", hours.loc[first].drop("total").idxmax(), display=False)
+glue_values("cost", {"units": units.round(3), "hours": hours.round(2), "gpu": gpu,
+                     "peak": f"{costs.GPUS[gpu][precision] / 1e12:,.0f}", "precision": precision,
+                     "util": f"{utilisation:.0%}", "step": f"{unit['finetune_step'] / 1e12:.2f}",
+                     "step-images": f"{unit['finetune_step'] / forward:.0f}",
+                     "sample-steps": f"{unit['sample_image'] / unit['finetune_step']:.0f}",
+                     "sampler-steps": config.sample.steps, "batch": config.finetune.batch_size, "first": first,
+                     "first-hours": f"{hours.loc[first, 'total']:.1f}",
+                     "first-largest": hours.loc[first].drop("total").idxmax()})
 
 # %% [markdown]
 # ## One unit of each stage

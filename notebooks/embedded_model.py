@@ -39,28 +39,22 @@ from myst_nb import glue
 
 from ddgd.config import project_path, shown_path
 from ddgd.protocol.data import class_names
-from ddgd.pages.figures import save_figure
+from ddgd.pages.figures import glue_values, save_figure
 from ddgd.pages.figure3 import first_per_class, plot_gallery
 from ddgd.embedded.card import QUALITY_SAMPLER, RECONSTRUCTION_IMAGES, compare_cards, load_card, weights_digests
 
 card = load_card(project_path(model_dir))
-q, r = card["quality"], card["reconstruction"]
-glue("em-command", Markdown(f"```\n{card['command']}\n```"), display=False)
-glue("em-accuracy", q["conditional_accuracy"], display=False)
-glue("em-judge", q["judge_test_accuracy"], display=False)
-glue("em-psnr", r["psnr_db"], display=False)
-glue("em-mse", r["mse"], display=False)
-glue("em-diversity", q["diversity_ratio_mean"], display=False)
-glue("em-samples", card["config"]["eval_per_class"], display=False)
-glue("em-judge-epochs", card["config"]["judge_epochs"], display=False)
-glue("em-guidance", QUALITY_SAMPLER["guidance"], display=False)
-glue("em-steps", QUALITY_SAMPLER["steps"], display=False)
-glue("em-recon-images", f"{RECONSTRUCTION_IMAGES:,}", display=False)
-glue("em-minutes", card["wall_s"]["total"] / 60, display=False)
-glue("em-hardware", card["provenance"]["hardware"], display=False)
-glue("em-dit-params", f"{card['parameters']['transformer']:,}", display=False)
-glue("em-vae-params", f"{card['parameters']['vae']:,}", display=False)
 card["provenance"]
+
+# %% tags=["remove-cell"]
+q, r = card["quality"], card["reconstruction"]
+glue_values("em", {"command": Markdown(f"```\n{card['command']}\n```"), "accuracy": q["conditional_accuracy"],
+                   "judge": q["judge_test_accuracy"], "psnr": r["psnr_db"], "mse": r["mse"],
+                   "diversity": q["diversity_ratio_mean"], "samples": card["config"]["eval_per_class"],
+                   "judge-epochs": card["config"]["judge_epochs"], "guidance": QUALITY_SAMPLER["guidance"],
+                   "steps": QUALITY_SAMPLER["steps"], "recon-images": f"{RECONSTRUCTION_IMAGES:,}",
+                   "minutes": card["wall_s"]["total"] / 60, "hardware": card["provenance"]["hardware"],
+                   "dit-params": f"{card['parameters']['transformer']:,}", "vae-params": f"{card['parameters']['vae']:,}"})
 
 # %% [markdown]
 # The model was made with

@@ -110,7 +110,7 @@ for ax, method in zip(axes[0], methods):
 fig.savefig(Path(output_dir) / "figure1.png", dpi=150, bbox_inches="tight", pad_inches=0.1)
 glue("fig1-figure", fig, display=False)
 
-# %%
+# %% tags=["remove-cell"]
 for _, row in summary.iterrows():
     for measure, key in (("modes_hit", "modes"), ("nn_distance", "dist"), ("l_real", "lreal"), ("l_gen", "lgen")):
         glue(f"fig1-{key}-{row.method}", float(row[f"{measure}_mean"]), display=False)

@@ -34,7 +34,7 @@ from ddgd.pages.figures import save_figure
 
 config = resolve(preset)
 fig = draw_pipeline(config=config)
-paths = save_figure(fig, output_dir)
+paths = save_figure(fig, output_dir, "figure2")
 glue("fig2-figure", fig, display=False)
 plt.close(fig)  # shown once, through the glued figure below
 print("written:", ", ".join(shown_path(p) for p in paths))

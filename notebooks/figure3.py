@@ -50,10 +50,9 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
-from myst_nb import glue
 
 from ddgd.config import project_path, resolve, shown_path
-from ddgd.pages.figures import save_figure
+from ddgd.pages.figures import glue_values, save_figure
 from ddgd.pages.figure3 import GallerySpec, describe_diversity, diversity_summary, gallery, plot_gallery
 
 if threads:
@@ -71,18 +70,13 @@ print(("computed and written to " if computed else "read from ") + shown_path(fo
 # %%
 fig = plot_gallery(sets, manifest["class_names"], per_class)
 save_figure(fig, output_dir, stem="figure3", formats=("png",))
-glue("fig3-figure", fig, display=False)
 plt.close(fig)
-glue("fig3-dataset", config.data.dataset, display=False)
-glue("fig3-preset", preset, display=False)
-glue("fig3-ipc", ipc, display=False)
-glue("fig3-per-class", per_class, display=False)
-glue("fig3-seed", seed, display=False)
-glue("fig3-source", ("computed by this run and written to " if computed else "read from the gallery ")
-     + str(images_dir or "<output_dir>/gallery"), display=False)
-glue("fig3-created", manifest["created"], display=False)
-glue("fig3-commit", manifest["provenance"].get("commit", "unknown"), display=False)
-glue("fig3-hash", manifest["config_hash"], display=False)
+
+# %% tags=["remove-cell"]
+glue_values("fig3", {"figure": fig, "dataset": config.data.dataset, "preset": preset, "ipc": ipc, "per-class": per_class,
+                     "seed": seed, "source": ("computed by this run and written to " if computed else "read from the gallery ")
+                     + str(images_dir or "<output_dir>/gallery"), "created": manifest["created"],
+                     "commit": manifest["provenance"].get("commit", "unknown"), "hash": manifest["config_hash"]})
 
 # %% [markdown]
 # ```{glue:figure} fig3-figure
@@ -118,11 +112,11 @@ glue("fig3-hash", manifest["config_hash"], display=False)
 
 # %%
 table = diversity_summary(rows).round(3)
-glue("fig3-diversity-table", table, display=False)
-glue("fig3-verdict", describe_diversity(rows, "ddgd", tuple(m for m in methods if m != "ddgd")), display=False)
-glue("fig3-judge-accuracy", manifest["judge"]["test_accuracy"], display=False)
-glue("fig3-judge-images", manifest["judge"]["train_images"], display=False)
-glue("fig3-classes", int(rows["class_index"].nunique()), display=False)
+verdict = describe_diversity(rows, "ddgd", tuple(m for m in methods if m != "ddgd"))
+
+# %% tags=["remove-cell"]
+glue_values("fig3", {"diversity-table": table, "verdict": verdict, "judge-accuracy": manifest["judge"]["test_accuracy"],
+                     "judge-images": manifest["judge"]["train_images"], "classes": int(rows["class_index"].nunique())})
 
 # %% [markdown]
 # ```{glue:} fig3-diversity-table

@@ -48,11 +48,11 @@ import torch
 from IPython.display import Markdown
 from myst_nb import glue
 
-from ddgd.base.provenance import provenance_line
+from ddgd.config import project_path, resolve, shown_path
 from ddgd.experiments import report
 from ddgd.experiments import variants as sweep
-from ddgd.config import project_path, resolve, shown_path
-from ddgd.pages.figures import save_figure
+from ddgd.pages import figure4
+from ddgd.pages.figures import glue_values, run_facts, save_figure
 
 if threads:
     torch.set_num_threads(threads)
@@ -71,19 +71,15 @@ marks = sweep.defaults(config)
 # ## The sweeps
 
 # %%
-fig = sweep.plot_sweeps(frame, marks, params=list(sweeps))
+fig = figure4.plot_sweeps(frame, marks, params=list(sweeps))
 save_figure(fig, output_dir, stem="figure4", formats=("png",))
-glue("fig4-figure", fig, display=False)
 plt.close(fig)
-glue("fig4-dataset", config.data.dataset, display=False)
-glue("fig4-preset", preset, display=False)
-glue("fig4-networks", ", ".join(config.eval.networks), display=False)
-glue("fig4-ipcs", ", ".join(str(i) for i in config.eval.ipcs), display=False)
-glue("fig4-points", len(points), display=False)
-glue("fig4-seeds", len(config.eval.seeds), display=False)
-glue("fig4-runs", len(runs), display=False)
-glue("fig4-csv", str(results_csv or "<output_dir>/figure4.csv"), display=False)
-glue("fig4-provenance", provenance_line(runs), display=False)
+
+# %% tags=["remove-cell"]
+glue_values("fig4", {"figure": fig, "dataset": config.data.dataset, "networks": ", ".join(config.eval.networks),
+                     "ipcs": ", ".join(str(i) for i in config.eval.ipcs), "points": len(points),
+                     **run_facts(runs, preset, str(results_csv or "<output_dir>/figure4.csv")),
+                     "seeds": len(config.eval.seeds)})  # the seeds of the configuration, not those found
 
 # %% [markdown]
 # ```{glue:figure} fig4-figure
@@ -109,7 +105,7 @@ glue("fig4-provenance", provenance_line(runs), display=False)
 # tell apart from seed noise.
 
 # %%
-glue("fig4-verdict", Markdown(sweep.describe_sweeps(frame, marks)), display=False)
+glue("fig4-verdict", Markdown(figure4.describe_sweeps(frame, marks)), display=False)
 summary = sweep.sweep_summary(frame).round({"mean": 2, "min": 2, "max": 2})
 glue("fig4-table", summary, display=False)
 

@@ -41,11 +41,10 @@ import matplotlib.pyplot as plt
 from myst_nb import glue
 
 from ddgd.config import config_hash
-from ddgd.pages.figures import save_figure
 from ddgd.experiments.pipeline import evaluate_set, load_data
 from ddgd.experiments.runs import with_seed
-from ddgd.pages.walkthrough import distilled_set, loss_history, walkthrough_config
-from ddgd.pages.figures import image_grid
+from ddgd.pages.figures import glue_values, image_grid, save_figure
+from ddgd.pages.walkthrough import FINE_TUNED, distilled_set, loss_history, loss_windows, walkthrough_config
 
 cfg = walkthrough_config(preset, train_per_class, imagenet_root,
                          {"sample.pool": ipc, "eval.ipcs": [ipc], "eval.networks": [network], **overrides})
@@ -55,10 +54,11 @@ root = Path(output_dir) / f"run-{config_hash(cfg)}"  # another config gets anoth
 start = time.perf_counter()
 x, y, run = distilled_set(cfg, data, method, root, ipc)
 distil_s = time.perf_counter() - start
-for key, value in {"preset": cfg.name, "method": method, "seed": seed, "ipc": ipc, "network": network,
+
+# %% tags=["remove-cell"]
+glue_values("fr", {"preset": cfg.name, "method": method, "seed": seed, "ipc": ipc, "network": network,
                    "steps": cfg.finetune.max_steps, "per-class": cfg.data.train_per_class or "all",
-                   "n-distilled": len(x), "distil-s": distil_s}.items():
-    glue(f"fr-{key}", value, display=False)
+                   "n-distilled": len(x), "distil-s": distil_s})
 
 # %% [markdown]
 # ## Distil and sample
@@ -71,20 +71,13 @@ for key, value in {"preset": cfg.name, "method": method, "seed": seed, "ipc": ip
 # reuses the finished run). The loss terms of every fine-tuning step are in the run's checkpoint.
 
 # %% tags=["remove-output"]
+history = loss_history(run).set_index("step") if method in FINE_TUNED else None  # no fine-tuning: no losses
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.6))
-if method in ("finetune", "minimax", "ddgd"):
-    history = loss_history(run).set_index("step")
+if history is not None:
     smooth = history.rolling(smoothing, min_periods=1).mean()
     smooth[["l_diff", "l_vb"]].plot(ax=axes[0])
     smooth[["l_real", "l_gen"]].plot(ax=axes[1])
-    first, last = history.iloc[:smoothing].mean(), history.iloc[-smoothing:].mean()  # means over a window
-    glue("fr-l-diff-first", float(first.l_diff), display=False)
-    glue("fr-l-diff-last", float(last.l_diff), display=False)
-    glue("fr-l-real-last", float(last.l_real), display=False)
-    glue("fr-l-gen-last", float(last.l_gen), display=False)
 else:
-    for key in ("l-diff-first", "l-diff-last", "l-real-last", "l-gen-last"):
-        glue(f"fr-{key}", float("nan"), display=False)  # no fine-tuning: nothing to report
     for ax in axes:
         ax.text(0.5, 0.5, f"method {method}: no fine-tuning", ha="center", va="center", transform=ax.transAxes)
 axes[0].set(title="diffusion loss and variational bound", xlabel="fine-tuning step", ylabel="loss (smoothed)")
@@ -93,12 +86,14 @@ fig.tight_layout()
 save_figure(fig, output_dir, "losses", formats=("png",))
 glue("fr-losses", fig, display=False)
 plt.close(fig)
-glue("fr-smoothing", smoothing, display=False)
 
 fig = image_grid([x[y == c] for c in range(len(data.names))], data.names,
                  title=f"distilled set: {method}, IPC {ipc}, seed {seed}")
 save_figure(fig, output_dir, "samples", formats=("png",))
 glue("fr-samples", fig, display=False)
+
+# %% tags=["remove-cell"]
+glue_values("fr", {"smoothing": smoothing, **loss_windows(history, smoothing)})  # means over the first, last window
 
 # %% [markdown]
 # ```{glue:figure} fr-losses
@@ -133,14 +128,13 @@ glue("fr-samples", fig, display=False)
 csv = Path(output_dir) / "full-run.csv"
 start = time.perf_counter()
 row = evaluate_set(cfg, x, y, data, method, ipc, network, seed, csv, progress=False)
-glue("fr-eval-s", time.perf_counter() - start, display=False)
-glue("fr-best", float(row["best"]), display=False)
-glue("fr-final", float(row["final"]), display=False)
-glue("fr-epochs", int(row["epochs"]), display=False)
-glue("fr-n-test", len(data.test_y), display=False)
-glue("fr-chance", 100 / len(data.names), display=False)
-glue("fr-csv", csv.name, display=False)
+eval_s = time.perf_counter() - start
 row
+
+# %% tags=["remove-cell"]
+glue_values("fr", {"eval-s": eval_s, "best": float(row["best"]), "final": float(row["final"]),
+                   "epochs": int(row["epochs"]), "n-test": len(data.test_y), "chance": 100 / len(data.names),
+                   "csv": csv.name})
 
 # %% [markdown]
 # Trained for {glue:text}`fr-epochs` epochs on the {glue:text}`fr-n-distilled` distilled images,

@@ -38,12 +38,14 @@ import pandas as pd
 import torch
 from myst_nb import glue
 
-from ddgd.pages.figures import save_figure
 from ddgd.experiments.pipeline import load_data
-from ddgd.pages.walkthrough import channel_moments, fresh_latents, psnr, real_images, time_call, walkthrough_config
-from ddgd.pages.figures import image_grid, write_csv
 from ddgd.method.latents import build_cache, decode, encode, scaling_factor
 from ddgd.method.models import load_vae
+from ddgd.pages.figures import glue_values, image_grid, save_figure, write_csv
+from ddgd.pages.walkthrough import (cache_comparison, describe_cache_gap, describe_latent_scale,
+                                    describe_mean_decoding, describe_posterior_width, fresh_latents,
+                                    largest_gap, latent_moments, psnr, real_images, reconstruction_table,
+                                    shape_table, time_call, walkthrough_config)
 
 cfg = walkthrough_config(preset, train_per_class, imagenet_root, overrides)
 data = load_data(cfg)
@@ -51,10 +53,10 @@ x, y = real_images(cfg, data)  # [N, C, H, W] in [-1, 1]
 vae = load_vae(cfg.model.vae_encode)
 s = scaling_factor(vae)
 g = torch.Generator().manual_seed(seed)
-glue("le-preset", cfg.name, display=False)
-glue("le-dataset", cfg.data.dataset, display=False)
-glue("le-n-images", len(x), display=False)
-glue("le-per-class", cfg.data.train_per_class or "all", display=False)
+
+# %% tags=["remove-cell"]
+glue_values("le", {"preset": cfg.name, "dataset": cfg.data.dataset, "n-images": len(x),
+                   "per-class": cfg.data.train_per_class or "all"})
 
 # %% [markdown]
 # ## What a latent is
@@ -72,15 +74,11 @@ cache = build_cache(vae, list(x), y, progress=False)  # posterior mean and std o
 build_s = time.perf_counter() - cache_start
 z_mean = cache.mean[:, 0].float()  # [N, c, h, w]: s * posterior mean of the unflipped images
 z_std = cache.std[:, 0].float()  # [N, c, h, w]: s * posterior std
-shapes = pd.DataFrame({
-    "quantity": ["image x", "latent z0", "numbers per image / per latent", "scaling factor s"],
-    "value": [" x ".join(map(str, x.shape[1:])), " x ".join(map(str, z_mean.shape[1:])),
-              f"{x[0].numel()} / {z_mean[0].numel()} ({x[0].numel() / z_mean[0].numel():.1f} : 1)", f"{s:.5g}"],
-})
-glue("le-shapes", shapes.set_index("quantity"), display=False)
-glue("le-s", s, display=False)
-glue("le-compression", x[0].numel() / z_mean[0].numel(), display=False)
+shapes = shape_table(x, z_mean, s)
 shapes
+
+# %% tags=["remove-cell"]
+glue_values("le", {"shapes": shapes.set_index("quantity"), "s": s, "compression": x[0].numel() / z_mean[0].numel()})
 
 # %% [markdown]
 # ```{glue:} le-shapes
@@ -97,22 +95,15 @@ shapes
 
 # %% tags=["remove-output"]
 z0 = fresh_latents(vae, x, g)  # one posterior sample per image, random flip: [N, c, h, w]
-moments = channel_moments(z0).rename(columns={"mean": "z0 mean", "std": "z0 std"})
-moments["spread of posterior means"] = channel_moments(z_mean)["std"]
-moments["mean posterior std"] = z_std.transpose(0, 1).reshape(z_std.shape[1], -1).mean(1).numpy()
+moments = latent_moments(z0, z_mean, z_std)
 overall_std = float(z0.std())
-noise_ratio = float(z_std.mean() / z_mean.std())
-glue("le-moments", moments.set_index("channel").round(4), display=False)
-glue("le-z0-std", overall_std, display=False)
-glue("le-noise-ratio", noise_ratio, display=False)
-glue("le-noise-sentence", ("The posterior is narrow: two samples of the same image are much closer to each other "
-                           "than to another image's latent." if noise_ratio < 0.5 else "The posterior is wide: "
-                           "the sampling noise is as large as the differences between images, as in an "
-                           "untrained VAE."), display=False)
-glue("le-std-sentence", ("This is close to one, which is what the scaling factor is for." if 0.7 < overall_std < 1.4
-                         else "This is not close to one: this VAE's scaling factor was not fitted to these images "
-                              "(a random test VAE keeps the default 0.18215)."), display=False)
+noise_ratio = float(z_std.mean() / z_mean.std())  # posterior std against the spread of the posterior means
 moments
+
+# %% tags=["remove-cell"]
+glue_values("le", {"moments": moments.set_index("channel").round(4), "z0-std": overall_std,
+                   "noise-ratio": noise_ratio, "noise-sentence": describe_posterior_width(noise_ratio),
+                   "std-sentence": describe_latent_scale(overall_std)})
 
 # %% [markdown]
 # ```{glue:} le-moments
@@ -145,15 +136,14 @@ glue("le-reconstructions", fig, display=False)
 x_rec = x[:n_recon]
 psnr_sample = psnr(decode(vae_decode, encode(vae, x_rec, g)), x_rec)
 psnr_mean = psnr(decode(vae_decode, cache.mean[:n_recon, 0].float()), x_rec)
-recon = pd.DataFrame({"latent decoded": ["posterior sample", "posterior mean"],
-                      "mean PSNR (dB)": [float(psnr_sample.mean()), float(psnr_mean.mean())],
-                      "worst PSNR (dB)": [float(psnr_sample.min()), float(psnr_mean.min())]})
+recon = reconstruction_table(psnr_sample, psnr_mean)
 write_csv(recon, f"{output_dir}/reconstruction.csv", cfg)
-glue("le-n-recon", len(x_rec), display=False)
-glue("le-psnr-sample", float(psnr_sample.mean()), display=False)
-glue("le-psnr-mean", float(psnr_mean.mean()), display=False)
-glue("le-psnr-sentence", "better" if psnr_mean.mean() > psnr_sample.mean() else "no better", display=False)
 recon
+
+# %% tags=["remove-cell"]
+mean_sample, mean_mean = float(psnr_sample.mean()), float(psnr_mean.mean())
+glue_values("le", {"n-recon": len(x_rec), "psnr-sample": mean_sample, "psnr-mean": mean_mean,
+                   "psnr-sentence": describe_mean_decoding(mean_mean, mean_sample)})
 
 # %% [markdown]
 # ```{glue:figure} le-reconstructions
@@ -183,22 +173,9 @@ recon
 # %% tags=["remove-output"]
 z0_cache = cache.sample(torch.arange(len(cache)), g)
 z0_again = fresh_latents(vae, x, g)
-compare = pd.DataFrame({"channel": moments["channel"], "mean (encoder)": moments["z0 mean"],
-                        "mean (cache)": channel_moments(z0_cache)["mean"], "mean (encoder again)":
-                        channel_moments(z0_again)["mean"], "std (encoder)": moments["z0 std"],
-                        "std (cache)": channel_moments(z0_cache)["std"],
-                        "std (encoder again)": channel_moments(z0_again)["std"]})
+compare = cache_comparison(moments, z0_cache, z0_again)
 write_csv(compare, f"{output_dir}/moments.csv", cfg)
-gap_cache = float(max((compare["mean (cache)"] - compare["mean (encoder)"]).abs().max(),
-                      (compare["std (cache)"] - compare["std (encoder)"]).abs().max()))
-gap_again = float(max((compare["mean (encoder again)"] - compare["mean (encoder)"]).abs().max(),
-                      (compare["std (encoder again)"] - compare["std (encoder)"]).abs().max()))
-glue("le-compare", compare.set_index("channel").round(4), display=False)
-glue("le-gap-cache", gap_cache, display=False)
-glue("le-gap-again", gap_again, display=False)
-glue("le-gap-sentence", ("within the difference between two fresh encodings" if gap_cache <= 2 * gap_again
-                         else "more than two fresh encodings differ: the cache does not match the encoder"),
-     display=False)
+gap_cache, gap_again = largest_gap(compare, "cache"), largest_gap(compare, "encoder again")
 
 fig, axes = plt.subplots(1, z0.shape[1], figsize=(3.2 * z0.shape[1], 2.8), squeeze=False)
 for c, ax in enumerate(axes[0]):
@@ -212,6 +189,10 @@ save_figure(fig, output_dir, "cache-distribution", formats=("png",))
 glue("le-cache-hist", fig, display=False)
 plt.close(fig)
 compare
+
+# %% tags=["remove-cell"]
+glue_values("le", {"compare": compare.set_index("channel").round(4), "gap-cache": gap_cache, "gap-again": gap_again,
+                   "gap-sentence": describe_cache_gap(gap_cache, gap_again)})
 
 # %% [markdown]
 # ```{glue:} le-compare
@@ -239,13 +220,12 @@ t_cache = time_call(lambda: cache.sample(batch, g), timing_repeats)
 timing = pd.DataFrame({"way": ["encode the batch", "sample from the cache", "build the cache (once)"],
                        "seconds": [t_encode, t_cache, build_s]})
 write_csv(timing, f"{output_dir}/timing.csv", cfg)
-glue("le-batch", cfg.finetune.batch_size, display=False)
-glue("le-t-encode-ms", 1000 * t_encode, display=False)
-glue("le-t-cache-ms", 1000 * t_cache, display=False)
-glue("le-speedup", t_encode / t_cache, display=False)
-glue("le-build-s", build_s, display=False)
-glue("le-break-even", build_s / max(t_encode - t_cache, 1e-12), display=False)
 timing
+
+# %% tags=["remove-cell"]
+glue_values("le", {"batch": cfg.finetune.batch_size, "t-encode-ms": 1000 * t_encode, "t-cache-ms": 1000 * t_cache,
+                   "speedup": t_encode / t_cache, "build-s": build_s,
+                   "break-even": build_s / max(t_encode - t_cache, 1e-12)})
 
 # %% [markdown]
 # For a batch of {glue:text}`le-batch` images, encoding takes {glue:text}`le-t-encode-ms:.2f` ms

@@ -40,25 +40,26 @@ import torch
 from myst_nb import glue
 
 from ddgd.config import config_hash
-from ddgd.pages.figures import save_figure
 from ddgd.experiments.pipeline import load_data
 from ddgd.experiments.runs import with_seed
 from ddgd.method.finetune import finetune, read_checkpoint
-from ddgd.pages.walkthrough import decode_items, encode_subset, label_stream, walkthrough_config
-from ddgd.pages.memory_initialisation import fill_history, memory_summary, memory_tensors
-from ddgd.pages.figures import image_grid, write_csv
-from ddgd.method.losses import cosine_matrix
 from ddgd.method.models import load_vae
+from ddgd.method.similarity import cosine_matrix
+from ddgd.pages.figures import glue_values, image_grid, save_figure, write_csv
+from ddgd.pages.memory_initialisation import (describe_agreement, describe_similarity, fill_history, fill_milestones,
+                                              memory_rows, memory_sizes, memory_summary, memory_tensors, sizes_agree)
+from ddgd.pages.walkthrough import encode_subset, label_stream, walkthrough_config
 
 run_values = {"finetune.method": method, "finetune.max_steps": finetune_steps, **overrides}
 cfg = with_seed(walkthrough_config(preset, train_per_class, imagenet_root, run_values), seed)
 ft = cfg.finetune
 data = load_data(cfg)
 cache = encode_subset(cfg, data)  # the real latents fine-tuning draws from
-for key, value in {"preset": cfg.name, "method": method, "rule": ft.rule, "n-real": ft.n_real, "n-gen": ft.n_gen,
+
+# %% tags=["remove-cell"]
+glue_values("mi", {"preset": cfg.name, "method": method, "rule": ft.rule, "n-real": ft.n_real, "n-gen": ft.n_gen,
                    "batch": ft.batch_size, "classes": len(data.names), "n-images": len(cache),
-                   "per-class": cfg.data.train_per_class or "all", "stream-steps": stream_steps}.items():
-    glue(f"mi-{key}", value, display=False)
+                   "per-class": cfg.data.train_per_class or "all", "stream-steps": stream_steps})
 
 # %% [markdown]
 # ## How the memories fill
@@ -76,12 +77,8 @@ for key, value in {"preset": cfg.name, "method": method, "rule": ft.rule, "n-rea
 stream = label_stream(cache.labels, ft.batch_size, stream_steps, ft.seed)
 history = fill_history(stream, ft.n_real, ft.n_gen)
 write_csv(history, f"{output_dir}/fill-history.csv", cfg)
-real_sizes = history.pivot(index="step", columns="label", values="real")
-gen_sizes = history.pivot(index="step", columns="label", values="gen")
-per_step = history.groupby("step").agg(in_batch=("in_batch", "sum"), counted=("counted", "sum"))
-all_seen = real_sizes.index[(real_sizes > 0).all(axis=1)]
-all_full = real_sizes.index[((real_sizes == ft.n_real) & (gen_sizes == ft.n_gen)).all(axis=1)]
-skipped = int((history.in_batch & ~history.counted).sum())
+real_sizes, gen_sizes, per_step = memory_sizes(history)
+milestones = fill_milestones(history, ft.n_real, ft.n_gen, stream_steps)
 
 fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
 for ax, sizes, cap, name in ((axes[0], real_sizes, ft.n_real, "$\\mathcal{M}_R^c$ (real latents)"),
@@ -98,12 +95,10 @@ fig.tight_layout()
 save_figure(fig, output_dir, "filling", formats=("png",))
 glue("mi-filling", fig, display=False)
 plt.close(fig)
-glue("mi-all-seen", int(all_seen[0]) if len(all_seen) else "never", display=False)
-glue("mi-all-full", (f"after step {int(all_full[0])}" if len(all_full) else
-                     f"not within these {stream_steps} steps (raise stream_steps)"), display=False)
-glue("mi-skipped", skipped, display=False)
-glue("mi-first-terms", int(per_step.counted.iloc[0]), display=False)
 per_step.head(10)
+
+# %% tags=["remove-cell"]
+glue_values("mi", milestones)  # all-seen, all-full, skipped, first-terms
 
 # %% [markdown]
 # ```{glue:figure} mi-filling
@@ -130,25 +125,19 @@ per_step.head(10)
 
 # %% tags=["remove-output"]
 run_dir = Path(output_dir) / f"run-{config_hash(cfg)}"  # a new folder for another config
-finetune(cfg, cache, data.index, run_dir, progress=False)
+finetune(cfg, cache, data.dit_labels, run_dir, progress=False)
 memories = memory_tensors(run_dir)
 steps = int(read_checkpoint(run_dir / "checkpoint.pt")["step"])
-expected = fill_history(stream[:steps], ft.n_real, ft.n_gen).query("step == @steps").set_index("label")
-agree = all((len(r), len(g)) == tuple(expected.loc[c, ["real", "gen"]]) for c, (r, g) in memories.items())
-glue("mi-steps", steps, display=False)
-glue("mi-agree", ("The sizes in the checkpoint are exactly those the label stream predicts." if agree else
-                  "The sizes in the checkpoint differ from those the label stream predicts."), display=False)
+agree = sizes_agree(memories, stream, steps, ft.n_real, ft.n_gen)
 
 vae = load_vae(cfg.model.vae_decode)
-shape = cache.mean.shape[2:]
-rows, labels = [], []
-for c in list(memories)[:n_classes_show]:
-    real, gen = memories[c]
-    rows += [decode_items(vae, real[:n_show], shape), decode_items(vae, gen[:n_show], shape)]
-    labels += [f"{data.names[c]}: real", f"{data.names[c]}: generated"]
+rows, labels = memory_rows(vae, memories, data.names, n_classes_show, n_show, cache.mean.shape[2:])
 fig = image_grid(rows, labels, title=f"memory items after {steps} fine-tuning steps ({method}), decoded")
 save_figure(fig, output_dir, "memory-items", formats=("png",))
 glue("mi-items", fig, display=False)
+
+# %% tags=["remove-cell"]
+glue_values("mi", {"steps": steps, "agree": describe_agreement(agree)})
 
 # %% [markdown]
 # {glue:text}`mi-agree`
@@ -187,12 +176,12 @@ save_figure(fig, output_dir, "similarity", formats=("png",))
 glue("mi-similarity", fig, display=False)
 plt.close(fig)
 real_cos, gen_cos, cross_cos = (float(summary[k].mean()) for k in ("real_mean_cos", "gen_mean_cos", "cross_mean_cos"))
-glue("mi-real-cos", real_cos, display=False)
-glue("mi-gen-cos", gen_cos, display=False)
-glue("mi-cross-cos", cross_cos, display=False)
-glue("mi-cos-sentence", "more" if gen_cos > real_cos else "less", display=False)
-glue("mi-summary", summary.drop(columns="label").set_index("class").round(3), display=False)
 summary
+
+# %% tags=["remove-cell"]
+glue_values("mi", {"real-cos": real_cos, "gen-cos": gen_cos, "cross-cos": cross_cos,
+                   "cos-sentence": describe_similarity(gen_cos, real_cos),
+                   "summary": summary.drop(columns="label").set_index("class").round(3)})
 
 # %% [markdown]
 # ```{glue:figure} mi-similarity

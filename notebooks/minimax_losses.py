@@ -33,21 +33,19 @@ output_dir = "runs/reproduce/minimax-losses"
 
 # %% tags=["remove-output"]
 import matplotlib.pyplot as plt
-import numpy as np
-import pandas as pd
 import torch
 from myst_nb import glue
 
-from ddgd.pages.figures import save_figure
-from ddgd.method.diffusion import Schedule
 from ddgd.experiments.pipeline import load_data
-from ddgd.method.finetune import batch_indices
-from ddgd.pages.minimax_losses import class_blocks, gradient_table, mean_multiplicity, predict_batch, term_pairs
-from ddgd.pages.walkthrough import encode_subset, label_stream, walkthrough_config
-from ddgd.pages.figures import write_csv
-from ddgd.method.losses import diffusion_loss, minimax_terms, predicted_x0
-from ddgd.method.memory import ClassMemories
+from ddgd.method.diffusion import Schedule, predicted_x0
+from ddgd.method.losses import diffusion_loss, minimax_terms
 from ddgd.method.models import load_transformer
+from ddgd.pages.figures import glue_values, save_figure, write_csv
+from ddgd.pages.minimax_losses import (accumulate_ratios, class_blocks, describe_gradient_reach,
+                                       describe_gradient_share, gradient_effects, gradient_facts, gradient_shares,
+                                       mean_multiplicity, multiplicity_table, pair_means, present_memories,
+                                       term_pairs, warm_up, weighted_terms)
+from ddgd.pages.walkthrough import encode_subset, label_stream, walkthrough_config
 
 cfg = walkthrough_config(preset, train_per_class, imagenet_root, {"finetune.memory_rule": rule, **overrides})
 ft = cfg.finetune
@@ -55,19 +53,15 @@ data = load_data(cfg)
 cache = encode_subset(cfg, data)
 model = load_transformer(cfg.model.dit, numerics=cfg.model.dit_numerics).eval()
 schedule = Schedule.linear(cfg.model.num_timesteps, cfg.model.beta_start, cfg.model.beta_end)
-class_index = torch.as_tensor(data.index)
+dit_labels = torch.as_tensor(data.dit_labels)
 g = torch.Generator().manual_seed(seed)
-memories = ClassMemories(ft.n_real, ft.n_gen, rule)
-for step in range(warmup_steps):  # the memories fill as in fine-tuning, from a frozen model
-    b = predict_batch(model, cache, batch_indices(len(cache), ft.batch_size, step, seed), class_index, schedule, g)
-    memories.update(b.y, b.z0, b.zhat)
-batch = predict_batch(model, cache, batch_indices(len(cache), ft.batch_size, warmup_steps, seed), class_index,
-                      schedule, g)
-present = {c: m for c in sorted(set(batch.y.tolist())) if (m := memories.tensors(c)) is not None}
-for key, value in {"preset": cfg.name, "batch": ft.batch_size, "warmup": warmup_steps, "rule": rule,
-                   "n-real": ft.n_real, "n-gen": ft.n_gen, "k": len(set(batch.y.tolist())),
-                   "present": len(present)}.items():
-    glue(f"ml-{key}", value, display=False)
+# the memories fill as in fine-tuning, from a frozen model; then the batch examined below
+memories, batch = warm_up(model, cache, dit_labels, schedule, ft, rule, warmup_steps, seed, g)
+present = present_memories(memories, batch.y)
+
+# %% tags=["remove-cell"]
+glue_values("ml", {"preset": cfg.name, "batch": ft.batch_size, "warmup": warmup_steps, "rule": rule,
+                   "n-real": ft.n_real, "n-gen": ft.n_gen, "k": len(set(batch.y.tolist())), "present": len(present)})
 
 # %% [markdown]
 # ## One batch against the memories
@@ -99,10 +93,10 @@ fig.tight_layout()
 save_figure(fig, output_dir, "cosine-blocks", formats=("png",))
 glue("ml-blocks", fig, display=False)
 plt.close(fig)
-glue("ml-pairs", pairs.drop(columns="label").set_index("class").round(4), display=False)
-glue("ml-l-real", float(pairs.r_c.mean()) if len(pairs) else 0.0, display=False)
-glue("ml-l-gen", float(pairs.g_c.mean()) if len(pairs) else 0.0, display=False)
 pairs
+
+# %% tags=["remove-cell"]
+glue_values("ml", {"pairs": pairs.drop(columns="label").set_index("class").round(4), **pair_means(pairs)})
 
 # %% [markdown]
 # ```{glue:figure} ml-blocks
@@ -138,25 +132,15 @@ zhat = predicted_x0(batch.z_t, eps_pred, schedule.alphas_cumprod, batch.t)  # [B
 terms = minimax_terms(zhat, batch.y, present, "once")
 weights = {"L_diffusion": 1.0, "L_real": ft.lambda_r, "L_gen": ft.lambda_g}
 losses = {"L_diffusion": diffusion_loss(eps_pred, batch.eps), "L_real": terms.l_real, "L_gen": terms.l_gen}
-norms = {k: float(torch.autograd.grad(v, eps_pred, retain_graph=True, allow_unused=True)[0].norm())
-         if v.requires_grad else 0.0 for k, v in losses.items()}
-total = pd.DataFrame({"term": list(losses), "value": [float(v.detach()) for v in losses.values()],
-                      "weight": list(weights.values())})
-total["weighted value"] = total.value * total.weight
-total["gradient norm"] = [norms[k] for k in losses]
-total["weighted gradient norm"] = total["gradient norm"] * total.weight
+total = weighted_terms(eps_pred, losses, weights)
 write_csv(total, f"{output_dir}/total-loss.csv", cfg)
-diff_norm = norms["L_diffusion"]
-glue("ml-total", total.set_index("term").round(5), display=False)
-glue("ml-lambda-r", ft.lambda_r, display=False)
-glue("ml-lambda-g", ft.lambda_g, display=False)
-glue("ml-share-real", ft.lambda_r * norms["L_real"] / diff_norm, display=False)
-glue("ml-share-gen", ft.lambda_g * norms["L_gen"] / diff_norm, display=False)
-largest_share = max(ft.lambda_r * norms["L_real"], ft.lambda_g * norms["L_gen"]) / diff_norm
-small = "The memory terms are a small steer on top of the denoising objective, not a replacement for it"
-large = "At these weights the memory terms pull about as hard as the denoising objective, or harder"
-glue("ml-share-sentence", small if largest_share < 0.1 else large, display=False)
+shares = gradient_shares(total)
 total
+
+# %% tags=["remove-cell"]
+glue_values("ml", {"total": total.set_index("term").round(5), "lambda-r": ft.lambda_r, "lambda-g": ft.lambda_g,
+                   "share-real": shares["share-real"], "share-gen": shares["share-gen"],
+                   "share-sentence": describe_gradient_share(shares["largest"])})
 
 # %% [markdown]
 # ```{glue:} ml-total
@@ -186,22 +170,14 @@ total
 # moved along the negative gradient by {glue:text}`ml-nudge` of its norm.
 
 # %% tags=["remove-output"]
-grads = {"real": torch.autograd.grad(terms.l_real, zhat, retain_graph=True)[0] if present else torch.zeros_like(zhat),
-         "gen": torch.autograd.grad(terms.l_gen, zhat, retain_graph=True)[0] if present else torch.zeros_like(zhat)}
-effects = gradient_table(zhat, grads, batch.y, present, nudge)
+effects = gradient_effects(zhat, terms, batch.y, present, nudge)
 effects.insert(1, "class", [data.names[c] for c in effects.label])
-effects["pure"] = np.where(effects.term == "real", 1, -1) * np.sqrt(1 - effects.similarity**2)
 write_csv(effects, f"{output_dir}/gradients.csv", cfg)
-real_rows, gen_rows = effects[effects.term == "real"], effects[effects.term == "gen"]
-glue("ml-nudge", nudge, display=False)
-glue("ml-effects", effects.drop(columns="label").set_index(["class", "term"]).round(4), display=False)
-glue("ml-one-item", "exactly one item" if (effects.items_with_grad == 1).all() else "more than one item (ties)",
-     display=False)
-glue("ml-pull", int((real_rows.after > real_rows.similarity).sum()), display=False)
-glue("ml-push", int((gen_rows.after < gen_rows.similarity).sum()), display=False)
-glue("ml-n-terms", len(real_rows), display=False)
-glue("ml-align-err", float((effects.alignment - effects.pure).abs().max()) if len(effects) else 0.0, display=False)
 effects
+
+# %% tags=["remove-cell"]
+glue_values("ml", {"nudge": nudge, "effects": effects.drop(columns="label").set_index(["class", "term"]).round(4),
+                   "one-item": describe_gradient_reach(effects), **gradient_facts(effects)})
 
 # %% [markdown]
 # ```{glue:} ml-effects
@@ -228,19 +204,14 @@ effects
 
 # %% tags=["remove-output"]
 cumulative = minimax_terms(zhat.detach(), batch.y, present, "cumulative")
-multiplicity = pd.DataFrame({"class": [data.names[c] for c in terms.weights],
-                             "has memories": [c in present for c in terms.weights],
-                             "once": list(terms.weights.values()), "cumulative": list(cumulative.weights.values())})
+multiplicity = multiplicity_table(terms, cumulative, present, data.names)
 write_csv(multiplicity, f"{output_dir}/multiplicity.csv", cfg)
 stream = label_stream(cache.labels, ft.batch_size, multiplicity_steps, seed)
-once_real, once_gen = float(terms.l_real.detach()), float(terms.l_gen.detach())
-ratio_real = float(cumulative.l_real) / once_real if once_real else float("nan")
-glue("ml-multiplicity", multiplicity.set_index("class"), display=False)
-glue("ml-ratio-real", ratio_real, display=False)
-glue("ml-ratio-gen", float(cumulative.l_gen) / once_gen if once_gen else float("nan"), display=False)
-glue("ml-mean-mult", mean_multiplicity(stream), display=False)
-glue("ml-mult-steps", multiplicity_steps, display=False)
 multiplicity
+
+# %% tags=["remove-cell"]
+glue_values("ml", {"multiplicity": multiplicity.set_index("class"), **accumulate_ratios(terms, cumulative),
+                   "mean-mult": mean_multiplicity(stream), "mult-steps": multiplicity_steps})
 
 # %% [markdown]
 # ```{glue:} ml-multiplicity

@@ -45,10 +45,10 @@ from pathlib import Path
 from IPython.display import Markdown
 from myst_nb import glue
 
-from ddgd.base.provenance import provenance_line
-from ddgd.experiments import comparisons, report
 from ddgd.config import project_path, resolve, shown_path
+from ddgd.experiments import comparisons, report
 from ddgd.experiments.pipeline import results_of
+from ddgd.pages.figures import glue_values, run_facts
 
 config = resolve(preset, overrides)
 csv = project_path(results_csv) if results_csv else Path(output_dir) / "table1.csv"
@@ -65,19 +65,13 @@ print(f"{len(runs)} result rows of this configuration in {shown_path(csv)}")
 # %% tags=["remove-output"]
 net0, ipc0 = config.eval.networks[0], config.eval.ipcs[0]
 ours = report.table(runs)
-glue("t1-table", ours, display=False)
-glue("t1-final-table", report.table(runs, metric="final"), display=False)
-for method in methods:  # the headline cell: the first network and IPC of the configuration
-    glue(f"t1-{method}-best", comparisons.cell_mean(runs, method, net0, None if method == "full" else ipc0), display=False)
-glue("t1-network", net0, display=False)
-glue("t1-ipc", ipc0, display=False)
-glue("t1-dataset", config.data.dataset, display=False)
-glue("t1-preset", preset, display=False)
-glue("t1-csv", str(results_csv or "<output_dir>/table1.csv"), display=False)
-glue("t1-runs", len(runs), display=False)
-glue("t1-seeds", runs["seed"].nunique() if len(runs) else 0, display=False)
-glue("t1-provenance", provenance_line(runs), display=False)
 ours  # shown in the executed notebook; the page shows the glued copy below
+
+# %% tags=["remove-cell"]
+glue_values("t1", {"table": ours, "final-table": report.table(runs, metric="final"), "network": net0, "ipc": ipc0,
+                   "dataset": config.data.dataset, **run_facts(runs, preset, str(results_csv or "<output_dir>/table1.csv")),
+                   **{f"{method}-best": comparisons.cell_mean(runs, method, net0, None if method == "full" else ipc0)
+                      for method in methods}})  # the headline cell: the first network and IPC
 
 # %% [markdown]
 # ```{glue:} t1-table

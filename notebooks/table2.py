@@ -40,25 +40,21 @@ output_dir = "runs/reproduce/table2"  # fine-tuning runs and sample pools, one f
 # %%
 from pathlib import Path
 
-import pandas as pd
 import torch
 from IPython.display import Markdown
 from myst_nb import glue
 
-from ddgd.base.provenance import provenance_line
+from ddgd.config import project_path, shown_path
 from ddgd.experiments import comparisons, report
-from ddgd.config import project_path, resolve, shown_path
-from ddgd.experiments.pipeline import run_experiment
+from ddgd.experiments.variants import run_variants, variant_configs
+from ddgd.pages.figures import glue_values, run_facts
 
 if threads:
     torch.set_num_threads(threads)
-configs = {name: resolve(preset, {**overrides, "data.dataset": name}) for name in datasets}
+# one configuration per dataset; their rows are told apart by config hash (no variant label)
+variants = variant_configs(preset, overrides, {name: {"data.dataset": name} for name in datasets}, methods, tagged=False)
 csv = project_path(results_csv) if results_csv else Path(output_dir) / "table2.csv"
-for name, config in configs.items():
-    if compute:  # one run folder per dataset: a fine-tuning run folder holds one configuration
-        run_experiment(config, tuple(methods), Path(output_dir) / "runs" / name, csv, progress=False)
-found = report.load_results(csv, missing_ok=True)
-runs = pd.concat([report.select_runs(found, config, methods) for config in configs.values()], ignore_index=True)
+runs = run_variants(variants, Path(output_dir) / "runs", csv, compute=compute)
 print(f"{len(runs)} result rows of these configurations in {shown_path(csv)}")
 
 # %% [markdown]
@@ -70,25 +66,18 @@ print(f"{len(runs)} result rows of these configurations in {shown_path(csv)}")
 # %% tags=["remove-output"]
 others = [m for m in ("minimax", "dit", "random") if m in methods]
 ours = report.table(runs, columns=("dataset", "network", "ipc"))
-glue("t2-table", ours, display=False)
-glue("t2-final-table", report.table(runs, metric="final", columns=("dataset", "network", "ipc")), display=False)
-first = configs[datasets[0]]
-net0, ipc0 = first.eval.networks[0], first.eval.ipcs[0]
-for name in datasets:  # headline cells: the first network and IPC of each dataset
-    for method in methods:
-        glue(f"t2-{comparisons.slug(name)}-{method}-best", comparisons.cell_mean(runs[runs["dataset"] == name], method, net0,
-                                                                        ipc0), display=False)
+final = report.table(runs, metric="final", columns=("dataset", "network", "ipc"))
+net0, ipc0 = variants[0].config.eval.networks[0], variants[0].config.eval.ipcs[0]  # the headline cell
 headlines = [f"- **{name}**: " + comparisons.headline(runs[runs["dataset"] == name], ["ddgd", *others], net0, ipc0)
              for name in datasets]
-glue("t2-headline", Markdown("\n".join(headlines)), display=False)
-glue("t2-network", net0, display=False)
-glue("t2-ipc", ipc0, display=False)
-glue("t2-preset", preset, display=False)
-glue("t2-csv", str(results_csv or "<output_dir>/table2.csv"), display=False)
-glue("t2-runs", len(runs), display=False)
-glue("t2-seeds", runs["seed"].nunique() if len(runs) else 0, display=False)
-glue("t2-provenance", provenance_line(runs), display=False)
 ours  # shown in the executed notebook; the page shows the glued copy below
+
+# %% tags=["remove-cell"]
+glue_values("t2", {"table": ours, "final-table": final, "headline": Markdown("\n".join(headlines)),
+                   "network": net0, "ipc": ipc0, **run_facts(runs, preset, str(results_csv or "<output_dir>/table2.csv")),
+                   **{f"{comparisons.slug(name)}-{method}-best":
+                      comparisons.cell_mean(runs[runs["dataset"] == name], method, net0, ipc0)
+                      for name in datasets for method in methods}})
 
 # %% [markdown]
 # ```{glue:} t2-table

@@ -53,29 +53,20 @@ output_dir = "runs/reproduce/table3"  # fine-tuning runs and sample pools, one f
 # %%
 from pathlib import Path
 
-import pandas as pd
 import torch
 from IPython.display import Markdown
 from myst_nb import glue
 
-from ddgd.base.provenance import provenance_line
+from ddgd.config import project_path, shown_path
 from ddgd.experiments import comparisons, report
-from ddgd.config import project_path, resolve, shown_path
-from ddgd.experiments.pipeline import run_experiment
-from ddgd.experiments.runs import with_seed
+from ddgd.experiments.variants import design_table, run_variants, variant_configs
+from ddgd.pages.figures import glue_values, run_facts
 
 if threads:
     torch.set_num_threads(threads)
-configs = {label: (spec["method"], resolve(preset, {**overrides, **{k: v for k, v in spec.items() if k != "method"}}))
-           for label, spec in variants.items()}
+rows = variant_configs(preset, overrides, variants)  # one configuration and method per row
 csv = project_path(results_csv) if results_csv else Path(output_dir) / "table3.csv"
-for label, (method, config) in configs.items():
-    if compute:  # one run folder per variant: a fine-tuning run folder holds one configuration
-        run_experiment(config, (method,), Path(output_dir) / "runs" / comparisons.slug(label), csv, progress=False,
-                       variant=label)
-found = report.load_results(csv, missing_ok=True)
-runs = pd.concat([report.select_runs(found, config, [method], variant=label)
-                  for label, (method, config) in configs.items()], ignore_index=True)
+runs = run_variants(rows, Path(output_dir) / "runs", csv, compute=compute)
 print(f"{len(runs)} result rows of these variants in {shown_path(csv)}")
 
 # %% [markdown]
@@ -84,10 +75,7 @@ print(f"{len(runs)} result rows of these variants in {shown_path(csv)}")
 # What each row runs, read from its resolved configuration:
 
 # %% tags=["remove-output"]
-design = pd.DataFrame([dict(variant=label, method=method, rule=ft.rule or "none", lambda_r=ft.lambda_r,
-                            lambda_g=ft.lambda_g, accumulate=ft.accumulate)
-                       for label, (method, config) in configs.items()
-                       for ft in [with_seed(config, config.eval.seeds[0], method).finetune]]).set_index("variant")
+design = design_table(rows)
 glue("t3-design", design, display=False)
 design  # shown in the executed notebook; the page shows the glued copy below
 
@@ -102,20 +90,16 @@ design  # shown in the executed notebook; the page shows the glued copy below
 
 # %% tags=["remove-output"]
 ours = report.table(runs, rows="variant", row_order=list(variants))
-glue("t3-table", ours, display=False)
-glue("t3-final-table", report.table(runs, metric="final", rows="variant", row_order=list(variants)), display=False)
-net0, ipc0 = configs[focus][1].eval.networks[0], configs[focus][1].eval.ipcs[0]
-for label in variants:  # the headline cell: the first network and IPC of the configuration
-    glue(f"t3-{comparisons.slug(label)}-best", comparisons.cell_mean(runs, label, net0, ipc0, column="variant"), display=False)
-glue("t3-network", net0, display=False)
-glue("t3-ipc", ipc0, display=False)
-glue("t3-dataset", configs[focus][1].data.dataset, display=False)
-glue("t3-preset", preset, display=False)
-glue("t3-csv", str(results_csv or "<output_dir>/table3.csv"), display=False)
-glue("t3-runs", len(runs), display=False)
-glue("t3-seeds", runs["seed"].nunique() if len(runs) else 0, display=False)
-glue("t3-provenance", provenance_line(runs), display=False)
+final = report.table(runs, metric="final", rows="variant", row_order=list(variants))
+focus_cfg = next(r.config for r in rows if r.label == focus)
+net0, ipc0 = focus_cfg.eval.networks[0], focus_cfg.eval.ipcs[0]  # the headline cell
 ours  # shown in the executed notebook; the page shows the glued copy below
+
+# %% tags=["remove-cell"]
+glue_values("t3", {"table": ours, "final-table": final, "network": net0, "ipc": ipc0, "dataset": focus_cfg.data.dataset,
+                   **run_facts(runs, preset, str(results_csv or "<output_dir>/table3.csv")),
+                   **{f"{comparisons.slug(label)}-best": comparisons.cell_mean(runs, label, net0, ipc0, column="variant")
+                      for label in variants}})
 
 # %% [markdown]
 # ```{glue:} t3-table

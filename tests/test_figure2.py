@@ -133,7 +133,7 @@ def test_draws_into_a_given_axes_and_refuses_a_non_config():
 
 
 def test_save_figure_writes_png_and_pdf_without_leftovers(drawn, tmp_path):
-    paths = save_figure(drawn(), tmp_path / "out", dpi=40)
+    paths = save_figure(drawn(), tmp_path / "out", "figure2", dpi=40)
     assert [p.name for p in paths] == ["figure2.png", "figure2.pdf"]
     assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert paths[1].read_bytes()[:5] == b"%PDF-"

@@ -11,6 +11,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from ddgd.pages import figure3 as gallery  # noqa: E402
+from ddgd.protocol import data  # noqa: E402
 from ddgd.config import resolve  # noqa: E402
 from ddgd.embedded.quality import train_judge  # noqa: E402
 
@@ -40,8 +41,8 @@ def test_first_per_class_picks_in_the_order_of_classes():
 
 def test_resize_and_montage_shapes():
     x = torch.full((6, 1, 4, 4), 7, dtype=torch.uint8)
-    assert gallery.resize(x, 4) is x
-    small = gallery.resize(x, 2)
+    assert data.resize(x, 4) is x
+    small = data.resize(x, 2)
     assert small.shape == (6, 1, 2, 2) and small.dtype == torch.uint8 and (small == 7).all()
     grid = gallery.montage(x, per_row=3, pad=1)
     assert grid.shape == (2 * 5 + 1, 3 * 5 + 1, 3)  # rows of 3 images of 4 px with 1 px gaps, RGB

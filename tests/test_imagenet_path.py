@@ -105,7 +105,7 @@ def test_test_images_follow_the_protocol_switch(tree, models):
 
 def test_a_class_is_conditioned_on_its_imagenet_index(tree, models):
     data = load_data(tiny_imagenet_cfg(tree, models, "imagenette"))
-    assert data.index == [imagenet_index(w) for w in SUBSETS["imagenette"]] and data.index[0] == 0
+    assert data.dit_labels == [imagenet_index(w) for w in SUBSETS["imagenette"]] and data.dit_labels[0] == 0
 
 
 def test_read_images_refuses_nothing_to_read(tree):

@@ -6,6 +6,7 @@ never from above, and `method` and `protocol` (the method and the evaluation pro
 each other, so either can be read, tested and replaced alone.
 """
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,22 @@ def test_the_checker_sees_a_wrong_import(tmp_path):
 def test_no_module_is_longer_than_300_lines():
     long = {m: n for m, p in MODULES.items() if (n := len(p.read_text().splitlines())) > 300}
     assert not long, f"split these modules (lines): {long}"
+
+
+def test_the_maps_name_every_module_and_room():
+    import ddgd
+
+    listed = set(re.findall(r"[a-z_0-9]+", ddgd.__doc__))
+    unlisted = [m for m in MODULES if m.split(".")[-1] not in listed and not m.endswith("__init__")]
+    assert not unlisted, f"add these modules to the map in ddgd/__init__.py: {unlisted}"
+    picture = (PACKAGE / "README.md").read_text()
+    assert all(f"{r}/" in picture for r in RANKS if r not in ("cli", "__main__", "__init__")), "ddgd/README.md lacks a room"
+
+
+def test_the_public_api_resolves():
+    import ddgd
+
+    for name in ddgd.__all__:
+        assert getattr(ddgd, name) is not None
+    with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
+        ddgd.nonexistent

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from ddgd.method.diffusion import Schedule, q_sample, space_timesteps
-from ddgd.method.losses import (diversity, minimax_terms, predicted_x0, representativeness, total_loss,
-                         vb_term)
+from ddgd.method.losses import diversity, minimax_terms, representativeness, total_loss, vb_term
+from ddgd.method.diffusion import predicted_x0
 
 
 def test_predicted_x0_inverts_q_sample():

@@ -9,6 +9,7 @@ import pytest  # noqa: E402
 
 import ddgd.experiments.pipeline  # noqa: E402
 from ddgd.experiments import variants as sweep  # noqa: E402
+from ddgd.pages import figure4  # noqa: E402
 from ddgd.config import ConfigError, config_hash, resolve  # noqa: E402
 from ddgd.experiments.results import append_result, result_row  # noqa: E402
 
@@ -158,7 +159,7 @@ def _frame():
 
 def test_plot_sweeps_panels_bands_and_marks(cfg):
     marks = sweep.defaults(cfg)
-    fig = sweep.plot_sweeps(_frame(), marks)
+    fig = figure4.plot_sweeps(_frame(), marks)
     axes = fig.axes
     assert len(axes) == 4 and all(ax.get_xscale() == "log" for ax in axes)
     lam = axes[0]
@@ -168,19 +169,19 @@ def test_plot_sweeps_panels_bands_and_marks(cfg):
     mean_line = [line for line in lam.lines if line.get_linestyle() == "-"][0]
     assert list(mean_line.get_ydata()) == [11.0, 30.5]
     plt.close(fig)
-    empty = sweep.plot_sweeps(_frame().iloc[0:0], marks, params=["finetune.n_gen"])
+    empty = figure4.plot_sweeps(_frame().iloc[0:0], marks, params=["finetune.n_gen"])
     assert [t.get_text() for t in empty.axes[0].texts] == ["no runs yet"]
     plt.close(empty)
     with pytest.raises(ConfigError, match="cannot sweep"):
-        sweep.plot_sweeps(_frame(), marks, params=["finetune.lr"])
+        figure4.plot_sweeps(_frame(), marks, params=["finetune.lr"])
 
 
 def test_describe_sweeps_follows_the_numbers(cfg):
-    text = sweep.describe_sweeps(_frame(), sweep.defaults(cfg))
+    text = figure4.describe_sweeps(_frame(), sweep.defaults(cfg))
     first = text.splitlines()[0]
     assert "best mean, 30.5 %, is at 0.002" in first and "(0.002) gives 30.5 %" in first
     assert "span 19.5 points, more than the largest spread between seeds at one value (2.0 points)" in first
     one_run = sweep.sweep_frame(pd.DataFrame([_row("finetune.n_gen=2", 0, 5.0)]))
-    one = sweep.describe_sweeps(one_run, sweep.defaults(cfg))
+    one = figure4.describe_sweeps(one_run, sweep.defaults(cfg))
     assert "no seed spread" in one and "(4) has no runs" in one
-    assert sweep.describe_sweeps(one_run.iloc[0:0], {}).startswith("No sweep runs yet")
+    assert figure4.describe_sweeps(one_run.iloc[0:0], {}).startswith("No sweep runs yet")

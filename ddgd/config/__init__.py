@@ -9,11 +9,31 @@
 * `hashing`: the config hash of every result row, and `save_config`, which writes the resolved
   config beside every artefact.
 """
-from ddgd.config.fields import (ACCUMULATE, DIT_NUMERICS, METHOD_RULES, METHODS, PROJECT_ROOT, PROTOCOLS, DataConfig,
-                                EvalConfig, FinetuneConfig, ModelConfig, RunConfig, SampleConfig, project_path,
-                                shown_path)
-from ddgd.config.hashing import (ADDED_FIELDS, FINETUNE_STAGES, LOCATION_FIELDS, RUNTIME_FIELDS, SAMPLE_STAGES,
-                                 config_hash, save_config)
+from ddgd.config.fields import (
+                                ACCUMULATE,
+                                DIT_NUMERICS,
+                                METHOD_RULES,
+                                METHODS,
+                                PROJECT_ROOT,
+                                PROTOCOLS,
+                                DataConfig,
+                                EvalConfig,
+                                FinetuneConfig,
+                                ModelConfig,
+                                RunConfig,
+                                SampleConfig,
+                                project_path,
+                                shown_path,
+)
+from ddgd.config.hashing import (
+                                ADDED_FIELDS,
+                                FINETUNE_STAGES,
+                                LOCATION_FIELDS,
+                                RUNTIME_FIELDS,
+                                SAMPLE_STAGES,
+                                config_hash,
+                                save_config,
+)
 from ddgd.config.presets import PRESETS
 from ddgd.config.resolve import ConfigError, from_dict, preset_differences, resolve, to_dict, validate
 

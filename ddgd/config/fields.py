@@ -14,6 +14,8 @@ from pathlib import Path
 
 # The repository root: shipped data (data/) and committed results (data/results/) live under it.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# False for an installed wheel (PROJECT_ROOT is then site-packages): relative paths mean the working directory.
+IN_CHECKOUT = (PROJECT_ROOT / "pyproject.toml").is_file()
 
 
 def project_path(path: str | Path) -> Path:
@@ -22,7 +24,7 @@ def project_path(path: str | Path) -> Path:
     Notebooks run in notebooks/, the CLI wherever it is called; both name files relative to the root.
     """
     p = Path(path)
-    if p.is_absolute() or p.exists():
+    if p.is_absolute() or p.exists() or not IN_CHECKOUT:
         return p
     return PROJECT_ROOT / p
 

@@ -10,8 +10,18 @@ import math
 from dataclasses import fields, replace
 from typing import Any
 
-from ddgd.config.fields import (ACCUMULATE, DIT_NUMERICS, METHODS, PROTOCOLS, DataConfig, EvalConfig, FinetuneConfig,
-                                ModelConfig, RunConfig, SampleConfig)
+from ddgd.config.fields import (
+    ACCUMULATE,
+    DIT_NUMERICS,
+    METHODS,
+    PROTOCOLS,
+    DataConfig,
+    EvalConfig,
+    FinetuneConfig,
+    ModelConfig,
+    RunConfig,
+    SampleConfig,
+)
 from ddgd.config.presets import PRESETS
 
 

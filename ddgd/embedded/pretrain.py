@@ -19,13 +19,13 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm  # text bars: the same in a terminal, a notebook and the built book
 
+from ddgd.base.files import partial_dir
+from ddgd.base.provenance import provenance
+from ddgd.embedded.card import QUALITY_SAMPLER, RECONSTRUCTION_IMAGES, model_card, weights_digests
 from ddgd.method.diffusion import Schedule, q_sample
 from ddgd.method.latents import build_cache, to_model_range
 from ddgd.method.losses import diffusion_loss, vb_term
 from ddgd.method.models import EMA, drop_labels, load_transformer, load_vae, untied_copy
-from ddgd.base.files import partial_dir
-from ddgd.base.provenance import provenance
-from ddgd.embedded.card import QUALITY_SAMPLER, RECONSTRUCTION_IMAGES, model_card, weights_digests
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm  # text bars: the same in a terminal, a notebook and the built book
 
+from ddgd.method.latents import to_model_range
+
 
 class Judge(nn.Module):
     """A small CNN (two conv blocks of width 32/64) for 1- or 3-channel 32 px images."""
@@ -30,10 +32,6 @@ class Judge(nn.Module):
         return self.head(self.features(x))
 
 
-def _prep(images: torch.Tensor) -> torch.Tensor:
-    return images.float() / 127.5 - 1.0
-
-
 def train_judge(images: torch.Tensor, labels: torch.Tensor, epochs: int = 2, seed: int = 0,
                 progress: bool = True) -> Judge:
     """Train the judge on uint8 real images [N, C, H, W] (Adam, batch 128, random flips)."""
@@ -45,7 +43,7 @@ def train_judge(images: torch.Tensor, labels: torch.Tensor, epochs: int = 2, see
         order = torch.randperm(len(labels), generator=g)
         for start in tqdm(range(0, len(order), 128), desc="judge", disable=not progress):
             idx = order[start:start + 128]
-            x = _prep(images[idx])
+            x = to_model_range(images[idx])
             flip = torch.rand(len(idx), generator=g) < 0.5
             x = torch.where(flip[:, None, None, None], x.flip(-1), x)
             loss = F.cross_entropy(judge(x), labels[idx])
@@ -60,7 +58,7 @@ def predict(judge: Judge, images: torch.Tensor, batch_size: int = 500) -> tuple[
     """(predicted labels [N], features [N, F]) of uint8 images."""
     preds, feats = [], []
     for start in range(0, len(images), batch_size):
-        f = judge.features(_prep(images[start:start + batch_size]))
+        f = judge.features(to_model_range(images[start:start + batch_size]))
         feats.append(f)
         preds.append(judge.head(f).argmax(1))
     return torch.cat(preds), torch.cat(feats)

@@ -11,8 +11,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from ddgd.experiments.report import summary
-from ddgd.experiments.report import NETWORK_ORDER
+from ddgd.experiments.report import NETWORK_ORDER, summary
 
 BETTER, WITHIN, WORSE, TOO_FEW = ("better by more than the spread", "within the spread",
                                   "worse by more than the spread", "too few runs for a spread")

@@ -24,8 +24,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ddgd.config import RunConfig
 from ddgd.protocol.imagenet import SUBSETS
-from ddgd.protocol.schedule import evaluation_epochs, num_epochs
 from ddgd.protocol.networks import build
+from ddgd.protocol.schedule import evaluation_epochs, num_epochs
 
 # DiT-XL/2 (Peebles & Xie 2023) at 256 px and the SD VAE's config: the shapes the hub weights have.
 DIT_XL_2 = dict(num_attention_heads=16, attention_head_dim=72, in_channels=4, out_channels=8, num_layers=28,
@@ -147,8 +147,8 @@ def units(cfg: RunConfig) -> dict[str, float]:
 
 def artefact_flops(artefact: str) -> dict[str, float]:
     """FLOPs per stage of an artefact's `paper` parameter set (its notebook's defaults where the set is silent)."""
-    from ddgd.experiments import reproduce
     from ddgd.config import resolve
+    from ddgd.experiments import reproduce
     from ddgd.experiments.variants import sweep_points
 
     defaults = reproduce.notebook_parameters(reproduce.notebook_path(artefact))

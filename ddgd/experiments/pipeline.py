@@ -21,26 +21,30 @@ from pathlib import Path
 import torch
 from tqdm import tqdm  # text bars: the same in a terminal, a notebook and the built book
 
-from ddgd.config import RunConfig, config_hash, project_path, to_dict
-from ddgd.protocol import loaders
-from ddgd.base.accel import apply_model_switches, autocast, maybe_compile
-from ddgd.protocol.data import class_indices, class_names, load_image_folder, load_real, real_baseline
-from ddgd.protocol.imagenet import ImageNetSubset, SUBSETS, check_imagenet_root, diffusion_transform, legacy_test_resize
-from ddgd.protocol.loaders import test_images
-from ddgd.protocol.evaluate import train_and_test
+from ddgd.base.accel import apply_model_switches, autocast, maybe_compile, torch_threads
+from ddgd.base.files import write_text
+from ddgd.base.provenance import git_commit, provenance
+from ddgd.config.fields import IN_CHECKOUT
+from ddgd.config import SAMPLE_STAGES, RunConfig, config_hash, project_path, to_dict
 from ddgd.experiments.results import append_result, completed_runs, locked, result_row, run_key
+from ddgd.experiments.runs import GENERATIVE, run_config
 from ddgd.method.finetune import default_device, finetune, load_finetuned
 from ddgd.method.latents import LatentCache, cached_latents
 from ddgd.method.models import load_vae
-from ddgd.base.provenance import git_commit, provenance
-from ddgd.experiments.runs import GENERATIVE, run_config
 from ddgd.method.sample import generate, ipc_subset, verify_image_folder, write_image_folder
-from ddgd.base.accel import torch_threads
-from ddgd.base.files import write_text
+from ddgd.protocol import loaders
+from ddgd.protocol.data import class_indices, class_names, load_image_folder, load_real, real_baseline
+from ddgd.protocol.evaluate import train_and_test
+from ddgd.protocol.imagenet import SUBSETS, ImageNetSubset, check_imagenet_root, diffusion_transform, legacy_test_resize
+from ddgd.protocol.loaders import test_images
+
 
 def cache_dir() -> Path:
-    """Where latent caches live, shared by every experiment: $DDGD_CACHE, else runs/cache in the repository."""
-    return Path(os.environ.get("DDGD_CACHE") or project_path("runs/cache"))
+    """Where latent caches live, shared by every experiment: $DDGD_CACHE, else runs/cache in the repository
+    (~/.cache/ddgd for an installed package, never inside site-packages)."""
+    if os.environ.get("DDGD_CACHE"):
+        return Path(os.environ["DDGD_CACHE"])
+    return project_path("runs/cache") if IN_CHECKOUT else Path.home() / ".cache" / "ddgd"
 
 
 @dataclass
@@ -50,7 +54,7 @@ class RealData:
     train_x: torch.Tensor | None  # in memory for small datasets (None for ImageNet subsets, read from disk)
     train_y: torch.Tensor  # labels of every training image
     names: list[str]
-    index: list[int]  # label the DiT is conditioned on, per local class
+    dit_labels: list[int]  # the label the DiT is conditioned on, per local class
 
 
 def load_data(cfg: RunConfig) -> RealData:
@@ -102,7 +106,7 @@ def distill(cfg: RunConfig, root: Path, data: RealData, progress: bool = True) -
     out = run_dir(root, cfg)
     if cfg.finetune.method != "dit":
         cache = latent_cache(cfg, data, root, progress)
-        finetune(cfg, cache, data.index, out, progress=progress)
+        finetune(cfg, cache, data.dit_labels, out, progress=progress)
     return out
 
 
@@ -111,7 +115,7 @@ def sample_pool(cfg: RunConfig, out: Path, data: RealData, progress: bool = True
     folder = out / "samples"
     if (folder / "manifest.json").is_file():
         made_with = verify_image_folder(folder).get("sample_hash")  # refuses a tampered pool, naming its files
-        if made_with != config_hash(cfg, "model", "data", "finetune", "sample"):
+        if made_with != config_hash(cfg, *SAMPLE_STAGES):
             raise FileExistsError(f"{folder} was sampled with other settings: delete it to sample again, or "
                                   "use another experiment folder")
         return load_image_folder(folder, data.names)
@@ -120,10 +124,10 @@ def sample_pool(cfg: RunConfig, out: Path, data: RealData, progress: bool = True
     vae = load_vae(cfg.model.vae_decode).to(default_device())
     s = cfg.sample
     with autocast(cfg.model.precision, default_device()):
-        images, labels = generate(maybe_compile(model, cfg.model.compile), vae, data.index, s.pool, s.seed, s.steps,
+        images, labels = generate(maybe_compile(model, cfg.model.compile), vae, data.dit_labels, s.pool, s.seed, s.steps,
                                   s.guidance, s.guided_channels, s.batch_size, progress)
     meta = {"config": to_dict(cfg), "config_hash": config_hash(cfg),
-            "sample_hash": config_hash(cfg, "model", "data", "finetune", "sample"), "provenance": provenance()}
+            "sample_hash": config_hash(cfg, *SAMPLE_STAGES), "provenance": provenance()}
     write_image_folder(images, labels, data.names, folder, meta)
     return images, labels
 

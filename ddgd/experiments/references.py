@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import pandas as pd
 
-
 MINIMAX = "Minimax (Gu et al., CVPR 2024), hard labels"
 MINIMAX_QUOTED = "Minimax (Gu et al., CVPR 2024) as quoted by later papers, hard labels"
 KIP = "KIP (Nguyen et al., ICLR 2021), comparison table"

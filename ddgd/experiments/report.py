@@ -15,8 +15,8 @@ from typing import Iterable, Sequence
 
 import pandas as pd
 
-from ddgd.experiments.references import KIP, MINIMAX, MINIMAX_QUOTED, NOTES, REFERENCES  # noqa: F401 (re-exported)
 from ddgd.config import config_hash
+from ddgd.experiments.references import KIP, MINIMAX, MINIMAX_QUOTED, NOTES, REFERENCES  # noqa: F401 (re-exported)
 from ddgd.experiments.results import read_checked
 from ddgd.experiments.runs import run_config
 

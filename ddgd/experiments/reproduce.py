@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from ddgd.base.files import write_text
 
 # The clone this package was installed from (editable install): notebooks live beside the package.

@@ -14,6 +14,7 @@ import os
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+
 from ddgd.base.files import atomic_write, temporaries
 
 RESULT_COLUMNS = ("method", "dataset", "ipc", "network", "seed", "best", "final", "epochs", "config_hash",

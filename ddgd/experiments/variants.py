@@ -1,4 +1,4 @@
-"""Hyperparameter sweeps of the paper's Figure 4 (book page: Figure 4): lambda_r, lambda_g, N_R, N_G.
+"""Variants of one configuration: the sweeps of Figure 4 and the configurations of Tables 2 and 3.
 
 Figure 4 of the paper varies one hyperparameter of DDGD at a time around the values of its main
 experiments (lambda_r 0.002, lambda_g 0.008, N_R = N_G = 64), three runs per point, and plots the
@@ -12,21 +12,26 @@ mean accuracy with a band from the minimum to the maximum run. Here:
   (method ``ddgd``), each in its own folder, and nothing else: a complete CSV costs nothing.
 * `sweep_runs` keeps the rows of a CSV that belong to the sweep (by config hash, not by label);
   `sweep_frame` parses their labels into a tidy frame (param, value, ipc, network, seed, best).
-* `plot_sweeps` draws the four panels; `describe_sweeps` says in words what they show.
+* `ddgd.pages.figure4` draws the four panels and says in words what they show.
+
+Tables 2 and 3 compare a few named configurations (`Variant`: Table 2's datasets, Table 3's
+ablation rows): `variant_configs` resolves them, `run_variants` runs what the CSV lacks, each in
+its own folder, and returns their rows; `design_table` shows what each one runs.
 """
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-import matplotlib.pyplot as plt
 import pandas as pd
-from matplotlib.figure import Figure
 
-from ddgd.config import ConfigError, RunConfig, config_hash, resolve
+from ddgd.config import SAMPLE_STAGES, ConfigError, RunConfig, config_hash, resolve
+from ddgd.experiments.comparisons import slug
+from ddgd.experiments.report import load_results, run_hashes, select_runs
 from ddgd.experiments.results import completed_runs, run_key
-from ddgd.experiments.report import run_hashes, select_runs
+from ddgd.experiments.runs import with_seed
 
 METHOD = "ddgd"
 # The swept parameters in the paper's panel order: symbol, what it is, base of the logarithmic x-axis
@@ -42,14 +47,14 @@ _PAIR = re.compile(r"^(finetune\.\w+)=(.+)$")
 FRAME_COLUMNS = ("param", "value", "ipc", "network", "seed", "best", "default")
 
 
-def _check_param(param: str) -> None:
+def check_param(param: str) -> None:
     if param not in SWEEPABLE:
         raise ConfigError(f"cannot sweep {param!r}: choose one of {', '.join(SWEEPABLE)}")
 
 
 def param_value(cfg: RunConfig, param: str) -> float | int:
     """The value of ``section.field`` in `cfg`."""
-    _check_param(param)
+    check_param(param)
     section, name = param.split(".", 1)
     return getattr(getattr(cfg, section), name)
 
@@ -127,7 +132,7 @@ def point_folder(label: str, point: RunConfig) -> str:
     The hash keeps runs of another preset or scale out of each other's folders.
     """
     name = "default" if label.startswith(DEFAULT_PREFIX) else label.split(".", 1)[1]
-    return f"{name}-{config_hash(point, 'model', 'data', 'finetune', 'sample')[:8]}"
+    return f"{name}-{config_hash(point, *SAMPLE_STAGES)[:8]}"
 
 
 def run_sweep(cfg: RunConfig, sweeps: dict[str, Sequence[float | int]], root: str | Path, csv: str | Path,
@@ -188,68 +193,58 @@ def sweep_summary(frame: pd.DataFrame) -> pd.DataFrame:
     return g.agg(mean="mean", min="min", max="max", n="count").reset_index()
 
 
-# ------------------------------------------------------------------------------------- the figure
-def _panel(ax, s: pd.DataFrame, param: str, mark: float | None) -> None:
-    """One panel: mean line and min-max band per (network, IPC), dashed line at the paper's setting."""
-    symbol, what, base = SWEEPABLE[param]
-    several = s["network"].nunique() > 1
-    for (net, ipc), g in s.groupby(["network", "ipc"], sort=True):
-        g = g.sort_values("value")
-        (line,) = ax.plot(g["value"], g["mean"], marker="o", label=f"{net}, IPC {ipc}" if several else f"IPC {ipc}")
-        ax.fill_between(g["value"], g["min"], g["max"], color=line.get_color(), alpha=0.2, linewidth=0)
-    if mark is not None:
-        ax.axvline(mark, color="0.35", linestyle="--", linewidth=1, label="setting of the main experiments")
-    ticks = sorted(set(s["value"]) | ({mark} if mark is not None else set()))
-    ax.set_xscale("log", base=base)
-    ax.set_xticks(ticks, [f"{v:g}" for v in ticks])
-    ax.minorticks_off()
-    ax.margins(x=0.1)  # points on the edge values stay clear of the frame
-    ax.set_title(f"{symbol}: {what}", fontsize=10)
-    ax.set_xlabel(f"{symbol} (log scale)")
-    if s.empty:
-        ax.text(0.5, 0.5, "no runs yet", transform=ax.transAxes, ha="center", va="center", color="0.4")
+@dataclass(frozen=True)
+class Variant:
+    """One configuration of a comparison table: a dataset of Table 2, a row of Table 3.
 
-
-def plot_sweeps(frame: pd.DataFrame, marks: dict[str, float], params: Sequence[str] | None = None) -> Figure:
-    """Figure 4: one panel per parameter, mean accuracy over seeds with a band from the min to the max run.
-
-    `marks` holds the settings of the main experiments (`defaults(cfg)`), drawn as dashed lines.
+    `tagged`: its rows carry `label` in the `variant` column (Table 3's rows differ by config, not
+    by method); untagged rows are told apart by their config hash alone (Table 2's datasets).
     """
-    params = list(params or SWEEPABLE)
-    for p in params:
-        _check_param(p)
-    s = sweep_summary(frame)
-    fig, axes = plt.subplots(1, len(params), figsize=(3.3 * len(params), 3.4), sharey=True, squeeze=False)
-    for ax, param in zip(axes[0], params):
-        _panel(ax, s[s["param"] == param], param, marks.get(param))
-    axes[0][0].set_ylabel("top-1 test accuracy (%)")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    if handles:
-        axes[0][0].legend(handles, labels, fontsize=8, loc="best")
-    fig.tight_layout()
-    return fig
+    label: str
+    config: RunConfig
+    methods: tuple[str, ...]
+    tagged: bool = True
 
 
-def describe_sweeps(frame: pd.DataFrame, marks: dict[str, float], decimals: int = 1) -> str:
-    """One Markdown bullet per parameter (and network, IPC): best value, the default, range against seed spread.
+def variant_configs(preset: str, overrides: dict, specs: dict[str, dict], methods: Sequence[str] = (),
+                    tagged: bool = True) -> list[Variant]:
+    """One `Variant` per entry of `specs`: the preset, the shared overrides, then the entry's own.
 
-    Computed from the numbers, so the sentences stay true whichever way the results go. The seed
-    spread is the largest min-max range over the runs of one value; a range of means below it says
-    the parameter's effect is not told apart from seed noise at this scale.
+    An entry's "method" key names its one method (Table 3's rows); without it every method of
+    `methods` runs (Table 2's datasets).
     """
-    s = sweep_summary(frame)
-    if s.empty:
-        return "No sweep runs yet: run the notebook with `compute=True`."
-    f, lines = f".{decimals}f", []
-    for (param, net, ipc), g in s.groupby(["param", "network", "ipc"], sort=False):
-        symbol, best = SWEEPABLE[param][0], g.loc[g["mean"].idxmax()]
-        spread, span = (g["max"] - g["min"]).max(), g["mean"].max() - g["mean"].min()
-        mark, at = marks.get(param), g[g["value"] == marks.get(param)]
-        default = (f"the setting of the main experiments ({mark:g}) gives {at['mean'].iloc[0]:{f}} %" if len(at)
-                   else f"the setting of the main experiments ({mark}) has no runs")
-        noise = ("with one run per value there is no seed spread to compare with" if g["n"].max() < 2 else
-                 f"{'more' if span > spread else 'no more'} than the largest spread between seeds at one value "
-                 f"({spread:{f}} points)")
-        lines.append(f"- **{symbol}** ({net}, IPC {ipc}): the best mean, {best['mean']:{f}} %, is at {best['value']:g} "
-                     f"of {len(g)} value(s); {default}; the means span {span:{f}} points, {noise}.")
-    return "\n".join(lines)
+    out = []
+    for label, spec in specs.items():
+        own = {k: v for k, v in spec.items() if k != "method"}
+        runs = (spec["method"],) if "method" in spec else tuple(methods)
+        out.append(Variant(label, resolve(preset, {**overrides, **own}), runs, tagged))
+    return out
+
+
+def run_variants(variants: Sequence[Variant], root: str | Path, csv: str | Path, compute: bool = True,
+                 progress: bool = False) -> pd.DataFrame:
+    """Run what `csv` lacks of every variant (each in its own folder under `root`); return their rows.
+
+    A fine-tuning run folder holds one configuration, hence one folder per variant. A rerun on a
+    complete CSV computes nothing.
+    """
+    from ddgd.experiments.pipeline import run_experiment  # deferred: the pipeline imports torch-heavy modules
+
+    for v in variants:
+        if compute:
+            run_experiment(v.config, v.methods, Path(root) / slug(v.label), csv, progress=progress,
+                           variant=v.label if v.tagged else "")
+    found = load_results(csv, missing_ok=True)
+    parts = [select_runs(found, v.config, v.methods, variant=v.label if v.tagged else None) for v in variants]
+    return pd.concat(parts, ignore_index=True)
+
+
+def design_table(variants: Sequence[Variant]) -> pd.DataFrame:
+    """What each variant runs, read from its resolved config: method, memory rule, lambdas, accumulation."""
+    rows = []
+    for v in variants:
+        for method in v.methods:
+            ft = with_seed(v.config, v.config.eval.seeds[0], method).finetune
+            rows.append(dict(variant=v.label, method=method, rule=ft.rule or "none", lambda_r=ft.lambda_r,
+                             lambda_g=ft.lambda_g, accumulate=ft.accumulate))
+    return pd.DataFrame(rows).set_index("variant")

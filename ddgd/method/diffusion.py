@@ -104,3 +104,9 @@ def learned_log_variance(v: torch.Tensor, t: torch.Tensor, schedule: Schedule) -
     max_log = gather(torch.log(schedule.betas), t, v)
     frac = (v + 1) / 2
     return frac * max_log + (1 - frac) * min_log
+
+
+def predicted_x0(z_t: torch.Tensor, eps: torch.Tensor, alphas_cumprod: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """zhat = (z_t - sqrt(1 - abar_t) eps_theta) / sqrt(abar_t)  (eq-x0). Gradients flow through eps."""
+    abar = gather(alphas_cumprod, t, z_t)
+    return (z_t - (1 - abar).sqrt() * eps) / abar.sqrt()

@@ -28,13 +28,13 @@ import torch
 from tqdm import tqdm  # text bars: the same in a terminal, a notebook and the built book
 
 from ddgd.base.accel import apply_model_switches, autocast, maybe_compile
-from ddgd.config import RunConfig, config_hash, save_config, to_dict
-from ddgd.method.diffusion import Schedule, q_sample
-from ddgd.method.latents import LatentCache
-from ddgd.method.losses import diffusion_loss, minimax_terms, predicted_x0, total_loss, vb_term
-from ddgd.method.memory import ClassMemories
-from ddgd.method.models import EMA, drop_labels, load_transformer, select_trainable
 from ddgd.base.files import atomic_write, write_text
+from ddgd.config import FINETUNE_STAGES, RunConfig, config_hash, save_config, to_dict
+from ddgd.method.diffusion import Schedule, predicted_x0, q_sample
+from ddgd.method.latents import LatentCache
+from ddgd.method.losses import diffusion_loss, minimax_terms, total_loss, vb_term
+from ddgd.method.memory import ClassMemories
+from ddgd.method.models import EMA, copy_parameters, drop_labels, load_transformer, select_trainable
 
 
 def default_device() -> torch.device:
@@ -76,7 +76,7 @@ def total_steps(n: int, cfg: RunConfig) -> int:
     return min(ft.max_steps, ft.epochs * (n // ft.batch_size))
 
 
-def training_step(model, state: State, cache: LatentCache, class_index: torch.Tensor, schedule: Schedule,
+def training_step(model, state: State, cache: LatentCache, dit_labels: torch.Tensor, schedule: Schedule,
                   cfg: RunConfig) -> dict:
     """One step of Algorithm 1; returns the step's loss terms as floats."""
     ft, g = cfg.finetune, state.generator
@@ -87,13 +87,13 @@ def training_step(model, state: State, cache: LatentCache, class_index: torch.Te
     z0 = cache.sample(idx, g)  # [B, c, h, w]
     t = torch.randint(0, len(schedule), (len(idx),), generator=g)
     eps = torch.randn(z0.shape, generator=g)
-    y_model = drop_labels(class_index[y], model.config.num_embeds_ada_norm, ft.class_dropout, g)
+    y_model = drop_labels(dit_labels[y], model.config.num_embeds_ada_norm, ft.class_dropout, g)
     z0, t, eps, y_model = z0.to(device), t.to(device), eps.to(device), y_model.to(device)
     z_t = q_sample(z0, t, eps, schedule)
     with autocast(cfg.model.precision, device):  # the DiT alone: losses and memories stay float32
         out = model(z_t, timestep=t, class_labels=y_model).sample.float()
-    c = z0.shape[1]
-    eps_pred, v = out[:, :c], out[:, c:]
+    channels = z0.shape[1]  # the DiT predicts eps and v stacked on the channel axis
+    eps_pred, v = out[:, :channels], out[:, channels:]
     l_diff = diffusion_loss(eps_pred, eps)
     l_vb = vb_term(eps_pred, v, z0, z_t, t, schedule) if ft.use_vb and v.shape[1] else None
     zhat = predicted_x0(z_t, eps_pred, schedule.alphas_cumprod, t)
@@ -123,7 +123,7 @@ def logged(history: list[dict]) -> list[dict]:
 
 # ------------------------------------------------------------------------------------ bookkeeping
 def _checkpoint_id(cfg: RunConfig) -> str:
-    return config_hash(cfg, "model", "data", "finetune")
+    return config_hash(cfg, *FINETUNE_STAGES)
 
 
 def save_checkpoint(path: Path, model, state: State, cfg: RunConfig) -> None:
@@ -173,10 +173,7 @@ def load_checkpoint(path: Path, model, state: State, cfg: RunConfig) -> None:
     if blob["config_id"] != _checkpoint_id(cfg) or blob["model"] != cfg.model.dit:
         raise RunDirError(f"checkpoint {path} comes from another model or config ({blob['model']}, "
                           f"id {blob['config_id']}): use a new output directory or the checkpoint's config")
-    params = dict(model.named_parameters())
-    with torch.no_grad():
-        for n, v in blob["trainable"].items():
-            params[n].copy_(v)
+    copy_parameters(model, blob["trainable"])
     state.optimizer.load_state_dict(blob["optimizer"])
     state.ema.load_state_dict(blob["ema"])
     if state.memories is not None:
@@ -190,7 +187,7 @@ def prepare_run_dir(out: Path, cfg: RunConfig) -> None:
     existing = out / "config.json"
     if existing.is_file():
         theirs = json.loads(existing.read_text())
-        if config_hash(theirs, "model", "data", "finetune") != _checkpoint_id(cfg):
+        if config_hash(theirs, *FINETUNE_STAGES) != _checkpoint_id(cfg):
             raise RunDirError(f"{out} already holds a run with another config: choose another output "
                               "directory, or delete it to start over")
     elif out.exists() and any(out.iterdir()):
@@ -203,11 +200,11 @@ def is_done(out: Path) -> bool:
 
 
 # ---------------------------------------------------------------------------------------- the loop
-def finetune(cfg: RunConfig, cache: LatentCache, class_index: list[int], out_dir: str | Path,
+def finetune(cfg: RunConfig, cache: LatentCache, dit_labels: list[int], out_dir: str | Path,
              progress: bool = True, stop_after: int | None = None) -> Path:
     """Fine-tune `cfg.model.dit` on the cached real latents; returns the run directory.
 
-    `class_index[c]` is the label the DiT is conditioned on for local class c (the canonical
+    `dit_labels[c]` is the label the DiT is conditioned on for local class c (the canonical
     ImageNet-1k index for ImageNet subsets). `stop_after` ends the call after that many steps
     (a checkpoint is written), to test resumption.
     """
@@ -236,11 +233,11 @@ def finetune(cfg: RunConfig, cache: LatentCache, class_index: list[int], out_dir
     if ckpt.is_file():
         load_checkpoint(ckpt, model, state, cfg)
     schedule = Schedule.linear(cfg.model.num_timesteps, cfg.model.beta_start, cfg.model.beta_end)
-    index = torch.as_tensor(class_index)
+    dit_labels = torch.as_tensor(dit_labels)
     start, t0 = state.step, time.time()
     bar = tqdm(total=steps, initial=start, desc=f"fine-tune {ft.method}", disable=not progress)
     while state.step < steps:
-        state.history.append(training_step(forward, state, cache, index, schedule, cfg))
+        state.history.append(training_step(forward, state, cache, dit_labels, schedule, cfg))
         bar.update(1)
         at_end = state.step == steps or (stop_after is not None and state.step - start >= stop_after)
         if at_end or state.step % ft.checkpoint_every == 0:
@@ -268,8 +265,5 @@ def load_finetuned(cfg: RunConfig, run_dir: str | Path | None):
         if blob["config_id"] != _checkpoint_id(cfg):
             raise RunDirError(f"{path} was made with another config: sample with the run's own config.json")
         select_trainable(model, cfg.finetune.difffit, cfg.finetune.bitfit)
-        params = dict(model.named_parameters())
-        with torch.no_grad():
-            for n, v in blob["ema"].items():
-                params[n].copy_(v)
+        copy_parameters(model, blob["ema"])
     return model.to(default_device()).eval().requires_grad_(False)

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from diffusers import AutoencoderKL
 from tqdm import tqdm  # text bars: the same in a terminal, a notebook and the built book
 
-from diffusers import AutoencoderKL
 from ddgd.base.files import atomic_write
 
 

@@ -20,20 +20,8 @@ from typing import Mapping
 import torch
 import torch.nn.functional as F
 
-from ddgd.method.diffusion import Schedule, gather, learned_log_variance, posterior_mean
-
-
-def predicted_x0(z_t: torch.Tensor, eps: torch.Tensor, alphas_cumprod: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """zhat = (z_t - sqrt(1 - abar_t) eps_theta) / sqrt(abar_t)  (eq-x0). Gradients flow through eps."""
-    abar = gather(alphas_cumprod, t, z_t)
-    return (z_t - (1 - abar).sqrt() * eps) / abar.sqrt()
-
-
-def cosine_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """sigma(a_i, b_m) for all pairs: a [n, ...], b [m, ...] -> [n, m]."""
-    a = F.normalize(a.reshape(a.shape[0], -1), dim=1)
-    b = F.normalize(b.reshape(b.shape[0], -1).to(a), dim=1)
-    return a @ b.T
+from ddgd.method.diffusion import Schedule, gather, learned_log_variance, posterior_mean, predicted_x0
+from ddgd.method.similarity import cosine_matrix
 
 
 def representativeness(pred: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:

@@ -26,7 +26,8 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
+
+from ddgd.method.similarity import unit
 
 Rule = Callable[[torch.Tensor, int], torch.Tensor]
 UPDATE_RULES: dict[str, Rule] = {}
@@ -74,7 +75,7 @@ class SlotStore:
         self.seq.index_copy_(0, free, torch.arange(self.next_seq, self.next_seq + n, device=free.device))
         self.count, self.next_seq = self.count + n, self.next_seq + n
         if self.similarity:
-            u = F.normalize(new.double(), dim=1)  # [n, d]
+            u = unit(new.double())  # [n, d]
             self.unit.index_copy_(0, free, u)
             cross = self.unit @ u.T  # [slots, n]: the new items against every slot (empty ones are masked)
             self.sim.index_copy_(1, free, cross)

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-
 from diffusers import AutoencoderKL, DiTTransformer2DModel
 
 # Small configs: "tiny" for tests (seconds), "fashion" for the embedded Fashion-MNIST model,
@@ -199,6 +198,18 @@ def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
 
 
+@torch.no_grad()
+def copy_parameters(model: nn.Module, values: dict[str, torch.Tensor]) -> None:
+    """Write `values` (name -> tensor, as `trainable_state` makes them) into the model's parameters."""
+    params = dict(model.named_parameters())
+    unknown = sorted(set(values) - set(params))
+    if unknown:
+        raise KeyError(f"the model has no parameters {unknown[:3]}{' ...' if len(unknown) > 3 else ''}: "
+                       "the weights come from another architecture")
+    for n, v in values.items():
+        params[n].copy_(v)
+
+
 class EMA:
     """Exponential moving average of the trainable parameters, started from the pretrained weights."""
 
@@ -212,11 +223,8 @@ class EMA:
             if n in self.shadow:
                 self.shadow[n].mul_(self.decay).add_(p.detach(), alpha=1 - self.decay)
 
-    @torch.no_grad()
     def copy_to(self, model: nn.Module) -> None:
-        params = dict(model.named_parameters())
-        for n, v in self.shadow.items():
-            params[n].copy_(v)
+        copy_parameters(model, self.shadow)
 
     def state_dict(self) -> dict:
         return {"decay": self.decay, "shadow": self.shadow}

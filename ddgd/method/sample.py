@@ -19,15 +19,13 @@ import json
 from pathlib import Path
 
 import torch
+from diffusers import AutoencoderKL, DiTTransformer2DModel
 from PIL import Image
 from tqdm import tqdm  # text bars: the same in a terminal, a notebook and the built book
 
-from diffusers import AutoencoderKL, DiTTransformer2DModel
-
 from ddgd.base.files import atomic_dir, folder_name
-from ddgd.method.diffusion import Schedule, learned_log_variance, posterior_mean
+from ddgd.method.diffusion import Schedule, learned_log_variance, posterior_mean, predicted_x0
 from ddgd.method.latents import decode, to_uint8
-from ddgd.method.losses import predicted_x0
 
 
 def image_seed(seed: int, label: int, index: int) -> int:
@@ -45,30 +43,30 @@ def image_noise(seed: int, label: int, index: int, steps: int, shape: tuple[int,
 def guided_output(model: DiTTransformer2DModel, z: torch.Tensor, t: torch.Tensor, y: torch.Tensor,
                   guidance: float, guided_channels: int | None) -> tuple[torch.Tensor, torch.Tensor]:
     """(eps, v) for latents z [B, c, h, w] at original timesteps t [B] and model labels y [B]."""
-    c = z.shape[1]
+    channels = z.shape[1]  # the DiT predicts eps and v stacked on the channel axis
     if guidance == 1.0:
         out = model(z, timestep=t, class_labels=y).sample.float()  # float32 even under bf16 autocast
-        return out[:, :c], out[:, c:]
+        return out[:, :channels], out[:, channels:]
     null = torch.full_like(y, model.config.num_embeds_ada_norm)
     out = model(torch.cat([z, z]), timestep=torch.cat([t, t]), class_labels=torch.cat([y, null])).sample.float()
     cond, uncond = out.chunk(2)
-    eps_c, eps_u = cond[:, :c], uncond[:, :c]
-    g = c if guided_channels is None else guided_channels
-    eps = torch.cat([eps_u[:, :g] + guidance * (eps_c[:, :g] - eps_u[:, :g]), eps_c[:, g:]], dim=1)
-    return eps, cond[:, c:]
+    eps_c, eps_u = cond[:, :channels], uncond[:, :channels]
+    k = channels if guided_channels is None else guided_channels  # DiT's sampler guides the first 3 only
+    eps = torch.cat([eps_u[:, :k] + guidance * (eps_c[:, :k] - eps_u[:, :k]), eps_c[:, k:]], dim=1)
+    return eps, cond[:, channels:]
 
 
 @torch.no_grad()
-def sample_latents(model: DiTTransformer2DModel, labels: list[int], indices: list[int], model_labels: list[int],
+def sample_latents(model: DiTTransformer2DModel, labels: list[int], indices: list[int], dit_labels: list[int],
                    seed: int, steps: int = 50, guidance: float = 4.0, guided_channels: int | None = 3,
                    schedule: Schedule | None = None) -> torch.Tensor:
-    """One batch: latents [B, c, h, w] for (local label, index) pairs, conditioned on model_labels."""
+    """One batch: latents [B, c, h, w] for (local label, index) pairs, conditioned on dit_labels."""
     cfg = model.config
     shape = (cfg.in_channels, cfg.sample_size, cfg.sample_size)
     sched = (schedule or Schedule.linear()).respaced(steps)
     device = next(model.parameters()).device
     noise = torch.stack([image_noise(seed, c, i, steps, shape) for c, i in zip(labels, indices)], 1).to(device)
-    y = torch.tensor(model_labels, device=device)
+    y = torch.tensor(dit_labels, device=device)
     z = noise[0]  # [B, c, h, w]
     for i in reversed(range(steps)):
         t = torch.full((z.shape[0],), i, device=device, dtype=torch.long)
@@ -81,16 +79,16 @@ def sample_latents(model: DiTTransformer2DModel, labels: list[int], indices: lis
 
 
 @torch.no_grad()
-def generate(model: DiTTransformer2DModel, vae: AutoencoderKL, model_labels: list[int], pool: int, seed: int,
+def generate(model: DiTTransformer2DModel, vae: AutoencoderKL, dit_labels: list[int], pool: int, seed: int,
              steps: int = 50, guidance: float = 4.0, guided_channels: int | None = 3, batch_size: int = 50,
              progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """`pool` images for every class: uint8 images [K * pool, C, H, W] and local labels, class-major."""
-    pairs = [(c, i) for c in range(len(model_labels)) for i in range(pool)]
+    pairs = [(c, i) for c in range(len(dit_labels)) for i in range(pool)]
     images = []
     for start in tqdm(range(0, len(pairs), batch_size), desc="sampling", disable=not progress):
         chunk = pairs[start:start + batch_size]
         labels = [c for c, _ in chunk]
-        z = sample_latents(model, labels, [i for _, i in chunk], [model_labels[c] for c in labels], seed,
+        z = sample_latents(model, labels, [i for _, i in chunk], [dit_labels[c] for c in labels], seed,
                            steps, guidance, guided_channels)
         images.append(to_uint8(decode(vae, z.to(next(vae.parameters()).device))).cpu())
     labels = torch.tensor([c for c, _ in pairs])

@@ -24,18 +24,17 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torchvision.utils import make_grid
 
-from ddgd.config import RunConfig, config_hash, to_dict
-from ddgd.protocol.data import load_image_folder, real_baseline
-from ddgd.protocol.imagenet import ImageNetSubset, eval_transform
-from ddgd.base.provenance import provenance
-from ddgd.embedded.quality import conditional_accuracy, diversity_ratio, predict, train_judge
 from ddgd.base.files import atomic_dir
-from ddgd.method.sample import ipc_subset, write_image_folder
+from ddgd.base.provenance import provenance
+from ddgd.config import SAMPLE_STAGES, RunConfig, config_hash, to_dict
+from ddgd.embedded.quality import conditional_accuracy, diversity_ratio, predict, train_judge
 from ddgd.experiments.runs import with_seed
+from ddgd.method.sample import ipc_subset, write_image_folder
+from ddgd.protocol.data import load_image_folder, real_baseline, resize
+from ddgd.protocol.imagenet import ImageNetSubset, eval_transform
 
 REAL = "real"
 DISPLAY = {REAL: "Original", "dit": "DiT", "finetune": "Fine-tuned", "minimax": "Minimax", "ddgd": "DDGD (ours)"}
@@ -70,14 +69,6 @@ class GallerySpec:
         unknown = [m for m in self.methods if m not in DISPLAY or m == REAL]
         if unknown:
             raise ValueError(f"unknown method(s) {unknown}: choose from dit, finetune, minimax, ddgd")
-
-
-def resize(images: torch.Tensor, size: int) -> torch.Tensor:
-    """uint8 images [N, C, H, W] -> uint8 [N, C, size, size] (antialiased bilinear; as is when equal)."""
-    if images.shape[-1] == size and images.shape[-2] == size:
-        return images
-    x = F.interpolate(images.float(), size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-    return x.round().clamp(0, 255).to(torch.uint8)
 
 
 def first_per_class(images: torch.Tensor, labels: torch.Tensor, classes, per_class: int):
@@ -138,7 +129,7 @@ def write_gallery(out_dir: str | Path, sets: dict, spec: GallerySpec, class_name
 def gallery_hash(cfg: RunConfig, seed: int) -> str:
     """What a gallery depends on: model, data, fine-tuning and sampling at its seed; never the evaluation settings."""
 
-    return config_hash(with_seed(cfg, seed), "model", "data", "finetune", "sample")
+    return config_hash(with_seed(cfg, seed), *SAMPLE_STAGES)
 
 
 def compute_gallery(cfg: RunConfig, spec: GallerySpec, root: str | Path, out_dir: str | Path,
@@ -157,7 +148,7 @@ def compute_gallery(cfg: RunConfig, spec: GallerySpec, root: str | Path, out_dir
         run_cfg = with_seed(cfg, spec.seed, method)
         pool_x, pool_y = sample_pool(run_cfg, distill(run_cfg, Path(root), data, progress), data, progress)
         sets[method] = ipc_subset(pool_x, pool_y, spec.ipc)
-        hashes[method] = config_hash(run_cfg, "model", "data", "finetune", "sample")  # the pool's sample_hash
+        hashes[method] = config_hash(run_cfg, *SAMPLE_STAGES)  # the pool's sample_hash
     rows = [r for name, (x, y) in sets.items()
             for r in judge_rows(judge, name, resize(x, spec.judge_size), y, real_x, real_y, data.names, spec.seed)]
     test_acc = conditional_accuracy(judge, resize(data.test_x, spec.judge_size), data.test_y)

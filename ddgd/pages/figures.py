@@ -1,22 +1,24 @@
-"""What every page's figures and tables share: saving a figure, a grid of images, a CSV beside it.
+"""What every page shares: saving a figure, a grid of images, a CSV beside it, and the values it glues.
 
 Each is written atomically (`ddgd.base.files`), so a page interrupted mid-build leaves no figure or
 table that looks complete.
 """
 from __future__ import annotations
-from typing import Sequence
-from ddgd.config import RunConfig, config_hash
-from ddgd.method.latents import to_uint8
-from matplotlib.figure import Figure
 
 from pathlib import Path
+from typing import Any, Mapping, Sequence
+
 import pandas as pd
-from ddgd.base.files import atomic_write
-from ddgd.base.provenance import provenance
 import torch
+from matplotlib.figure import Figure
+
+from ddgd.base.files import atomic_write
+from ddgd.base.provenance import provenance, provenance_line
+from ddgd.config import RunConfig, config_hash
+from ddgd.method.latents import to_uint8
 
 
-def save_figure(fig: Figure, directory: str | Path, stem: str = "figure2",
+def save_figure(fig: Figure, directory: str | Path, stem: str,
                 formats: tuple[str, ...] = ("png", "pdf"), dpi: int = 200) -> list[Path]:
     """Write the figure as `stem.png`, `stem.pdf` in `directory`, each atomically; return the paths."""
     out = Path(directory)
@@ -62,3 +64,21 @@ def write_csv(frame: pd.DataFrame, path: str | Path, cfg: RunConfig | None = Non
     with atomic_write(path) as tmp:
         frame.to_csv(tmp, index=False)
     return Path(path)
+
+
+def glue_values(prefix: str, values: Mapping[str, Any]) -> None:
+    """Glue every value as ``<prefix>-<key>`` for the page's text, without showing it in the notebook.
+
+    The page's prose cites them as {glue:text}`<prefix>-<key>`; the cell that calls this is removed
+    from the page (tag ``remove-cell``), so readers see the code that computes, not the bookkeeping.
+    """
+    from myst_nb import glue  # deferred: a book tool, absent where only the package is installed
+
+    for key, value in values.items():
+        glue(f"{prefix}-{key}", value, display=False)
+
+
+def run_facts(runs: pd.DataFrame, preset: str, csv: str) -> dict[str, Any]:
+    """What a results page states about its rows: preset, result file, runs, seeds, provenance."""
+    return {"preset": preset, "csv": csv, "runs": len(runs), "seeds": runs["seed"].nunique() if len(runs) else 0,
+            "provenance": provenance_line(runs)}

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ddgd.method.diffusion import Schedule, gather, posterior_mean, q_sample
-from ddgd.method.losses import diffusion_loss, minimax_terms, predicted_x0, total_loss
+from ddgd.method.diffusion import Schedule, gather, posterior_mean, predicted_x0, q_sample
+from ddgd.method.losses import diffusion_loss, minimax_terms, total_loss
 from ddgd.method.memory import ClassMemories
 from ddgd.method.models import EMA
 

@@ -1,16 +1,18 @@
 """Measurements behind the walk-through notebooks of the book (book page: The method).
 
 The walk-throughs (latent encoding, memory initialisation, minimax losses, adaptive update, full
-run) stay thin: what they compute beyond calling the pipeline lives here, as small functions that
-can be tested exactly. Groups:
+run) stay thin: what they compute beyond calling the pipeline lives here and in the page modules
+`memory_initialisation`, `minimax_losses` and `adaptive_update`, as small functions that can be
+tested exactly. This module holds what several walk-throughs share and the pages "Latent
+encoding" and "Full run":
 
-* real data and latents: `real_images`, `encode_subset`, `fresh_latents`, `channel_moments`, `psnr`;
-* memories: `label_stream`, `fill_history`, `memory_tensors`, `diversity_stats`, `memory_summary`;
-* the minimax terms: `predict_batch`, `class_blocks`, `term_pairs`, `gradient_table`, `mean_multiplicity`;
-* update rules over a stream: `track_rule`, and `naive_adaptive`, the rebuild-every-removal
-  reference of eq-adaptive that `ddgd.method.memory.adaptive` is timed against;
-* figures, files and clocks: `image_grid`, `decode_items`, `write_csv`, `time_call`, `loss_history`,
-  `distilled_set`.
+* real data and latents: `walkthrough_config`, `real_images`, `encode_subset`, `fresh_latents`,
+  `channel_moments`, `psnr`;
+* the page "Latent encoding" (eq-forward): `shape_table`, `latent_moments`, `reconstruction_table`,
+  `cache_comparison`, `largest_gap` and its sentences `describe_posterior_width`,
+  `describe_latent_scale`, `describe_mean_decoding`, `describe_cache_gap`;
+* memories and clocks: `label_stream`, `decode_items`, `time_call`;
+* the page "Full run": `FINE_TUNED`, `loss_history`, `loss_windows`, `distilled_set`.
 """
 from __future__ import annotations
 
@@ -22,12 +24,14 @@ import pandas as pd
 import torch
 
 from ddgd.config import RunConfig, resolve
-from ddgd.protocol.imagenet import SUBSETS, ImageNetSubset, diffusion_transform
+from ddgd.experiments.runs import GENERATIVE
 from ddgd.method.finetune import batch_indices, read_checkpoint
 from ddgd.method.latents import LatentCache, build_cache, decode, encode, to_model_range, to_uint8
 from ddgd.method.models import load_vae
-from ddgd.experiments.runs import GENERATIVE
+from ddgd.protocol.imagenet import SUBSETS, ImageNetSubset, diffusion_transform
 
+
+FINE_TUNED = ("finetune", "minimax", "ddgd")  # the methods whose run has a loss history (not dit, random)
 
 
 # ------------------------------------------------------------------------------- data and latents
@@ -97,6 +101,79 @@ def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return 10 * torch.log10(4.0 / mse)
 
 
+# ------------------------------------------------------------------------------- the page "Latent encoding"
+def shape_table(x: torch.Tensor, z: torch.Tensor, s: float) -> pd.DataFrame:
+    """Shapes of an image x [N, C, H, W] and of its latent z [N, c, h, w], numbers per each, and s (eq-forward)."""
+    nx, nz = x[0].numel(), z[0].numel()
+    return pd.DataFrame({
+        "quantity": ["image x", "latent z0", "numbers per image / per latent", "scaling factor s"],
+        "value": [" x ".join(map(str, x.shape[1:])), " x ".join(map(str, z.shape[1:])),
+                  f"{nx} / {nz} ({nx / nz:.1f} : 1)", f"{s:.5g}"],
+    })
+
+
+def latent_moments(z0: torch.Tensor, z_mean: torch.Tensor, z_std: torch.Tensor) -> pd.DataFrame:
+    """Per channel: mean and std of the samples z0, spread of the posterior means, mean posterior std.
+
+    All [N, c, h, w], scaled by s: z0 one posterior sample per image, z_mean and z_std the posterior.
+    """
+    moments = channel_moments(z0).rename(columns={"mean": "z0 mean", "std": "z0 std"})
+    moments["spread of posterior means"] = channel_moments(z_mean)["std"]
+    moments["mean posterior std"] = z_std.transpose(0, 1).reshape(z_std.shape[1], -1).mean(1).numpy()
+    return moments
+
+
+def describe_posterior_width(noise_ratio: float) -> str:
+    """The page's sentence on the mean posterior std over the spread of the posterior means (narrow below 0.5)."""
+    if noise_ratio < 0.5:
+        return ("The posterior is narrow: two samples of the same image are much closer to each other than to "
+                "another image's latent.")
+    return ("The posterior is wide: the sampling noise is as large as the differences between images, as in an "
+            "untrained VAE.")
+
+
+def describe_latent_scale(overall_std: float) -> str:
+    """The page's sentence on the std of z0 over all channels: close to one (0.7 to 1.4) is what s is for."""
+    if 0.7 < overall_std < 1.4:
+        return "This is close to one, which is what the scaling factor is for."
+    return ("This is not close to one: this VAE's scaling factor was not fitted to these images "
+            "(a random test VAE keeps the default 0.18215).")
+
+
+def reconstruction_table(psnr_sample: torch.Tensor, psnr_mean: torch.Tensor) -> pd.DataFrame:
+    """Mean and worst PSNR [N] of decoding a posterior sample and the posterior mean."""
+    return pd.DataFrame({"latent decoded": ["posterior sample", "posterior mean"],
+                         "mean PSNR (dB)": [float(psnr_sample.mean()), float(psnr_mean.mean())],
+                         "worst PSNR (dB)": [float(psnr_sample.min()), float(psnr_mean.min())]})
+
+
+def describe_mean_decoding(psnr_mean: float, psnr_sample: float) -> str:
+    """How decoding the posterior mean compares with a sample, by mean PSNR: "better" or "no better"."""
+    return "better" if psnr_mean > psnr_sample else "no better"
+
+
+def cache_comparison(moments: pd.DataFrame, z0_cache: torch.Tensor, z0_again: torch.Tensor) -> pd.DataFrame:
+    """Per channel: mean and std of z0 from the encoder (`latent_moments`), the cache and the encoder again."""
+    cache, again = channel_moments(z0_cache), channel_moments(z0_again)
+    return pd.DataFrame({"channel": moments["channel"], "mean (encoder)": moments["z0 mean"],
+                         "mean (cache)": cache["mean"], "mean (encoder again)": again["mean"],
+                         "std (encoder)": moments["z0 std"], "std (cache)": cache["std"],
+                         "std (encoder again)": again["std"]})
+
+
+def largest_gap(compare: pd.DataFrame, way: str) -> float:
+    """Largest difference of a channel's mean or std between `way` ("cache", "encoder again") and the encoder."""
+    return float(max((compare[f"mean ({way})"] - compare["mean (encoder)"]).abs().max(),
+                     (compare[f"std ({way})"] - compare["std (encoder)"]).abs().max()))
+
+
+def describe_cache_gap(gap_cache: float, gap_again: float) -> str:
+    """Whether the cache matches the encoder: within twice the gap between two fresh encodings."""
+    if gap_cache <= 2 * gap_again:
+        return "within the difference between two fresh encodings"
+    return "more than two fresh encodings differ: the cache does not match the encoder"
+
+
 # ------------------------------------------------------------------------------- memories
 def label_stream(labels: torch.Tensor, batch_size: int, steps: int, seed: int) -> list[torch.Tensor]:
     """The labels of each fine-tuning batch, drawn as `ddgd.method.finetune` draws them."""
@@ -125,6 +202,18 @@ def loss_history(run_dir: str | Path) -> pd.DataFrame:
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: run the fine-tuning first (ddgd.experiments.pipeline.distill)")
     return pd.DataFrame(read_checkpoint(path, keys=("history",))["history"])
+
+
+def loss_windows(history: pd.DataFrame | None, window: int) -> dict[str, float]:
+    """Mean loss terms over the first and the last `window` steps; NaN for a run without fine-tuning (None).
+
+    Keys as the page "Full run" glues them: l-diff-first, l-diff-last, l-real-last, l-gen-last.
+    """
+    if history is None:
+        return dict.fromkeys(("l-diff-first", "l-diff-last", "l-real-last", "l-gen-last"), float("nan"))
+    first, last = history.iloc[:window].mean(), history.iloc[-window:].mean()
+    return {"l-diff-first": float(first.l_diff), "l-diff-last": float(last.l_diff),
+            "l-real-last": float(last.l_real), "l-gen-last": float(last.l_gen)}
 
 
 def distilled_set(cfg: RunConfig, data, method: str, root: str | Path, ipc: int, progress: bool = False):

@@ -27,6 +27,7 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
+
 from ddgd.base.accel import torch_threads
 
 # ImageNet PCA of RGB pixel values (AlexNet; the constants IDC's `Lighting` uses).

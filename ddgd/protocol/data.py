@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+
 from ddgd.base.files import folder_name
 from ddgd.protocol.imagenet import SUBSETS, DataError, ImageNetSubset, eval_transform, imagenet_wnids
 
@@ -136,8 +137,8 @@ def load_fashion_mnist(split: str = "train", root=None, download: bool = False) 
 
 
 # ----------------------------------------------------------------------------- sklearn digits
-def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
-    """uint8 [N, C, h, w] -> uint8 [N, C, size, size] by bilinear interpolation."""
+def resize(images: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 images [N, C, H, W] -> uint8 [N, C, size, size] (antialiased bilinear; as is when equal)."""
     if images.shape[-1] == size and images.shape[-2] == size:
         return images
     x = F.interpolate(images.float(), size=(size, size), mode="bilinear", align_corners=False, antialias=True)
@@ -156,7 +157,7 @@ def load_digits_images(split: str = "train", size: int = 16) -> tuple[torch.Tens
     y = torch.from_numpy(digits.target.astype(np.int64))
     test = torch.arange(len(y)) % 5 == 0
     keep = test if split == "test" else ~test
-    return _resize(x[keep], size), y[keep]
+    return resize(x[keep], size), y[keep]
 
 
 # ----------------------------------------------------------------------------- in-memory sets
@@ -182,7 +183,7 @@ def load_real(dataset: str, split: str, root=None, resolution: int | None = None
         if resolution == 32:
             x = F.pad(x, (2, 2, 2, 2))  # [N, 1, 32, 32], black border like the background
         elif resolution not in (None, 28):
-            x = _resize(x, resolution)
+            x = resize(x, resolution)
         return x, y
     data = ImageNetSubset(root, dataset, split, transform=eval_transform(resolution or 224))
     images = [data[i][0] for i in range(len(data))]

@@ -31,11 +31,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm  # text bars: the same in a terminal, a notebook and the built book
 
-from ddgd.base.accel import autocast
-from ddgd.protocol.augment import augment_batch, cutmix, single_thread
+from ddgd.base.accel import autocast, torch_threads
 from ddgd.config import EvalConfig
+from ddgd.protocol.augment import augment_batch, cutmix, single_thread
 from ddgd.protocol.networks import NETWORKS, build
-from ddgd.base.accel import torch_threads
 from ddgd.protocol.schedule import evaluation_epochs, num_epochs
 
 EVAL_BATCH = 256
