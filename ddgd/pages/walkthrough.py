@@ -58,7 +58,7 @@ def real_images(cfg: RunConfig, data, classes: Sequence[int] | None = None) -> t
     """Training images float [N, C, H, W] in [-1, 1] at the diffusion resolution, and labels [N].
 
     The first `cfg.data.train_per_class` images of each class (of `classes` only, when given):
-    in-memory sets come subset already from `experiment.load_data`; ImageNet subsets are read from
+    in-memory sets come subset already from `ddgd.experiments.pipeline.load_data`; ImageNet subsets are read from
     disk (ADM crop, no flip), only the images asked for.
     """
     d = cfg.data
