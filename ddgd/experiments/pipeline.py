@@ -24,8 +24,7 @@ from tqdm import tqdm  # text bars: the same in a terminal, a notebook and the b
 from ddgd.base.accel import apply_model_switches, autocast, maybe_compile, torch_threads
 from ddgd.base.files import write_text
 from ddgd.base.provenance import git_commit, provenance
-from ddgd.config.fields import IN_CHECKOUT
-from ddgd.config import SAMPLE_STAGES, RunConfig, config_hash, project_path, to_dict
+from ddgd.config import IN_CHECKOUT, SAMPLE_STAGES, RunConfig, config_hash, project_path, to_dict
 from ddgd.experiments.results import append_result, completed_runs, locked, result_row, run_key
 from ddgd.experiments.runs import GENERATIVE, run_config
 from ddgd.method.finetune import default_device, finetune, load_finetuned
