@@ -4,22 +4,27 @@ At paper shapes (batch 8, 10 classes, N_R = N_G = 64, full memories, 4x32x32 lat
 memory work is: the two minimax terms of every class in the batch, then the update of both
 memories of those classes with the self-adaptive rule. Three implementations:
 
-* ``ours``: `ddgd.method.losses.minimax_terms` and `ddgd.method.memory.ClassMemories` (normalised items and
-  similarity sums kept across adds: a new item costs its m dot products);
+* ``ours``: `ddgd.method.memory_terms.memory_terms`, what the training step calls: the terms and the
+  update of `ddgd.method.memory.ClassMemories` in one pass over each memory (all classes in one slot
+  buffer, the similarity matrix kept across adds: a new item costs its m dot products);
 * ``released``: the released code's approach, re-implemented here: memories as Python lists of
   one-row tensors, concatenated for every loss, and a float32 cosine-similarity matrix rebuilt
   for every removal;
 * ``naive``: pairwise cosine similarities in Python loops (bench_core.py's baseline).
 
-Writes benchmarks/results/memory.csv (median seconds per step, ratio to ours) and memory.png;
-nothing is asserted. The goal: ours at most a quarter of the released approach.
+Ours and released are timed side by side, in alternating blocks of steps, so that a change in the
+machine's load touches both alike. Writes benchmarks/results/memory.csv (median seconds per step,
+ratio to ours) and memory.png; nothing is asserted. The goal: ours at most a quarter of the
+released approach.
 
-    python benchmarks/bench_memory.py [--repeats 20]
+    python benchmarks/bench_memory.py [--repeats 40] [--out benchmarks/results/memory.csv]
 """
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -29,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_core import B, C, H, K, N_MEM, NaiveBank, naive_terms, timed  # noqa: E402
 from common import bar_figure, write_rows  # noqa: E402
 
-from ddgd.method.losses import minimax_terms  # noqa: E402
 from ddgd.method.memory import ClassMemories  # noqa: E402
+from ddgd.method.memory_terms import memory_terms  # noqa: E402
 from ddgd.base.provenance import provenance  # noqa: E402
 
 
@@ -59,9 +64,26 @@ def released_terms(pred, labels, real, gen):
     return l_real, l_gen
 
 
+def side_by_side(steps: dict, repeats: int, block: int = 5) -> dict[str, float]:
+    """Median seconds per call of each step, timed in alternating blocks of `block` calls.
+
+    Each block starts with an untimed call, as `timed` starts with one: steady-state steps, as timed
+    one variant after the other, but under the same load.
+    """
+    times = {name: [] for name in steps}
+    for _ in range(max(1, repeats // block)):
+        for name, step in steps.items():
+            step()
+            for _ in range(block):
+                t0 = time.perf_counter()
+                step()
+                times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--repeats", type=int, default=20)
+    p.add_argument("--repeats", type=int, default=40, help="timed steps of ours and of released (naive: a tenth)")
     p.add_argument("--out", default="benchmarks/results/memory.csv")
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -79,8 +101,7 @@ def main() -> None:
             gen[c].add(full)
 
     def step_ours():
-        minimax_terms(zhat, labels, {c: ours.tensors(c) for c in set(labels.tolist())})
-        ours.update(labels, z0, zhat)
+        memory_terms(ours, zhat, labels, z0)  # the terms, then the update: what the training step calls
 
     def step_of(kind, terms):
         real, gen = banks[kind]
@@ -93,9 +114,8 @@ def main() -> None:
 
         return step
 
-    t = {"ours": timed(step_ours, args.repeats),
-         "released": timed(step_of("released", released_terms), args.repeats),
-         "naive": timed(step_of("naive", naive_terms), max(1, args.repeats // 10))}
+    t = side_by_side({"ours": step_ours, "released": step_of("released", released_terms)}, args.repeats)
+    t["naive"] = timed(step_of("naive", naive_terms), max(1, args.repeats // 10))
     prov = provenance()
     rows = [dict(variant=k, seconds=v, ratio_to_ours=v / t["ours"], **prov) for k, v in t.items()]
     out = write_rows(args.out, rows)

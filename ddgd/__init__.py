@@ -7,6 +7,7 @@ The package is built as rooms, each a subpackage that imports only from the room
       files         atomic_write / atomic_dir: artefacts are complete or absent; folder names
       accel         bf16 autocast, TF32, torch.compile, determinism; torch_threads
       provenance    versions, commit and hardware of a result
+      distributed   torch.distributed as torchrun launches it: ranks, shards, gathers
     config/       the frozen configuration; the paper's values are the defaults
       fields        one dataclass per stage (model, data, finetune, sample, eval)
       presets       PRESETS: the paper's ImageNet subsets and the CPU presets
@@ -16,39 +17,54 @@ The package is built as rooms, each a subpackage that imports only from the room
       diffusion     the Gaussian diffusion process, DiT's respacing, the predicted x0 (eq-forward, eq-x0)
       losses        diffusion loss, VB term, the two memory terms (eq-diffusion, eq-similarity, eq-real, eq-gen, eq-total)
       memory        per-class memories and their update rules, FIFO and self-adaptive (eq-adaptive)
+      slots         the memories of every class in fixed slots: items, unit vectors, similarity matrix (eq-adaptive)
+      memory_terms  the memory terms and the memories' update of a step, in one pass over each memory
+      hub           where a model comes from: small configs, local folders, the Hugging Face Hub
       models        the diffusers DiT and VAE, the original DiT's numerics, DiffFit / BitFit, EMA
+      class_table   a fresh class embedding table for classes the DiT was not pretrained on
       latents       VAE latents and the latent cache of the real images
-      finetune      Algorithm 1: fine-tuning with the memory terms, checkpoints, resume
+      finetune      Algorithm 1: fine-tuning with the memory terms, on one process or several ranks
+      checkpoints   the files of a fine-tuning run: checkpoints read safely, resume
       sample        classifier-free guided sampling; sample pools as ImageFolders with a manifest
     protocol/     the hard-label evaluation protocol of IDC and Minimax (book page: Parity)
-      imagenet      the ImageNet subsets: classes, files, ADM crop and test transforms
+      imagenet      the ImageNet subsets: fixed, listed or drawn classes, files, ADM crop and test transforms
       data          Fashion-MNIST, digits, image folders, class labels, the real-image baselines
-      loaders       DataLoaders for ImageNet at GPU speed
+      folders       any image dataset as train/ and val/ class folders (data.dataset=imagefolder)
+      cifar         CIFAR-10 and CIFAR-100 through torchvision
+      loaders       DataLoaders for datasets on disk at GPU speed
       networks      ConvNet, ResNetAP-10, ResNet-18 (IDC's definitions)
       augment       IDC's batched augmentation and CutMix
+      dsa           Differentiable Siamese Augmentation (eval.augment=dsa)
       schedule      epochs by IPC and the test epochs
       evaluate      train a network on distilled images, test it on real ones
+      diversity     precision, recall, density, coverage, Vendi, FID and KID of a set's features against real ones
     embedded/     the small latent diffusion model of the CPU default (book page: The embedded model)
       pretrain      trains it on Fashion-MNIST
       card          its model card and the comparison of two builds
       quality       the judge classifier, conditional accuracy and diversity of samples
+      judge         the feature judge of the diversity metrics, shipped in data/judge/ (python -m ddgd.embedded.judge)
     experiments/  experiments and their results
       runs          the methods, and the config one run is hashed with
       pipeline      distill -> sample -> evaluate for every method and seed
       results       the results CSV: strict reading, atomic appends, per-run locks
       report        tables of mean +- std from the result files
       comparisons   the sentences that compare methods cell by cell
+      statistics    paired-by-seed differences, their bootstrap intervals, verdicts and the seeds they need
       references    the published numbers
       variants      the hyperparameter variants of Figure 4 and Tables 2-3
       costs         FLOPs and GPU hours of the paper scale
       reproduce     one artefact of the book through papermill
+      diversity     the diversity rows of every method, IPC, class and seed (<results>.diversity.csv)
+      export        a distilled set and its model as Hugging Face folders (ddgd export)
+      hub_cards     their dataset and model cards
     pages/        one module per book page that needs more than the rooms above
       figures       save_figure, image_grid, write_csv for every page
       walkthrough   shared by the walk-throughs: their configs, real images, latents, timings
       memory_initialisation, minimax_losses, adaptive_update   the walk-through pages
       figure1 (with toy_diffusion), figure2, figure3, figure4, benchmark   the pages of the paper's figures
       colab         the notebooks' Colab copies
-    cli           the `ddgd` command: the one face of all the above
+    commands      what each subcommand of `ddgd` does
+    cli           the `ddgd` command: the one face of all the above (`__main__`: python -m ddgd)
 
 The names below are the public API, imported on first use (``import ddgd`` stays fast).
 """

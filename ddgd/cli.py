@@ -5,159 +5,38 @@
     ddgd sample     generate the pool of images per class from a distilled model
     ddgd evaluate   train networks on distilled images, test on real data, append CSV rows
     ddgd run        all of the above for several methods and seeds (resumable)
+    ddgd verify     check a sample pool against its manifest
+    ddgd export     a distilled set and its model as Hugging Face folders with cards
+    ddgd diversity  distribution metrics of distilled sets against the real data
     ddgd report     result CSV -> table of mean ± std
     ddgd reproduce  execute a book notebook (a table or figure) through papermill
 
-Every command takes ``--preset`` and ``-o section.field=value`` overrides, and writes the resolved
-config beside what it produces.
+Every command that computes takes ``--preset`` and ``-o section.field=value`` overrides, and writes
+the resolved config beside what it produces. What each command does is `ddgd.commands`.
 """
 from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import replace
-from pathlib import Path
 
-from ddgd.config import PRESETS, ConfigError, RunConfig, resolve
-
-METHOD_CHOICES = ("dit", "finetune", "minimax", "ddgd", "random", "full")
+from ddgd.commands import (METHOD_CHOICES, cmd_distill, cmd_diversity, cmd_evaluate, cmd_export, cmd_pretrain,
+                           cmd_reproduce, cmd_report, cmd_run, cmd_sample, cmd_verify)
+from ddgd.config import PRESETS, ConfigError
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default="fashion-mnist-quick", choices=sorted(PRESETS),
-                   help="named configuration (paper scale: imagewoof, imagenette, imageidc; CPU: fashion-mnist, "
-                        "fashion-mnist-quick; tests: digits-tiny). Default: %(default)s")
+                   help="named configuration (paper scale: imagewoof, imagenette, imageidc; other data on a GPU: "
+                        "imagefolder, cifar10, cifar100; CPU: fashion-mnist, fashion-mnist-quick; tests: digits-tiny). "
+                        "Default: %(default)s")
     p.add_argument("-o", "--override", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                    help="override one config field, e.g. -o finetune.lambda_r=0.004 -o eval.ipcs=1,10 (repeatable)")
     p.add_argument("--root", default=None, metavar="DIR",
-                   help="data root: ImageNet folder with train/ and val/ wnid folders (ImageNet subsets), or the "
-                        "folder of the Fashion-MNIST idx files (default: Debian's package, then the download cache)")
+                   help="data root: ImageNet folder with train/ and val/ wnid folders (ImageNet subsets: the fixed "
+                        "ones, or -o data.dataset=imagenet with -o data.classes=WNID,... or -o data.class_draw=K), or "
+                        "the folder of the Fashion-MNIST idx files (default: Debian's package, then the download cache)")
     p.add_argument("--out", default=None, metavar="DIR", help="experiment folder (default: runs/<preset>)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-
-
-def _config(args) -> RunConfig:
-    cfg = resolve(args.preset, args.override)
-    if args.root:
-        if cfg.data.dataset == "digits":
-            raise ConfigError("--root has no effect on sklearn's digits, which ship with scikit-learn: drop it")
-        cfg = replace(cfg, data=replace(cfg.data, root=args.root))
-    return cfg
-
-
-def _out(args, cfg: RunConfig) -> Path:
-    out = Path(args.out or Path("runs") / cfg.name)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} is a file: name a folder for the experiment (it is created if missing)")
-    return out
-
-
-def cmd_pretrain(args) -> None:
-    from ddgd.embedded.pretrain import PretrainConfig, pretrain
-
-    cfg = PretrainConfig(vae_steps=args.vae_steps, dit_steps=args.dit_steps, seed=args.seed,
-                         eval_per_class=args.eval_per_class, size=args.size)
-    command = (f"ddgd pretrain --out {args.out} --vae-steps {args.vae_steps} --dit-steps {args.dit_steps} "
-               f"--eval-per-class {args.eval_per_class} --seed {args.seed}"
-               + (f" --size {args.size}" if args.size != PretrainConfig.size else ""))
-    card = pretrain(args.out, cfg, data_root=args.root, download=args.download, progress=not args.quiet,
-                    command=command)
-    q = card["quality"]
-    print(f"saved to {args.out}: conditional accuracy {q['conditional_accuracy']:.1f} %, "
-          f"diversity ratio {q['diversity_ratio_mean']:.2f}, VAE PSNR {card['reconstruction']['psnr_db']:.1f} dB")
-
-
-def cmd_distill(args) -> None:
-    from ddgd.experiments.pipeline import distill, load_data
-    from ddgd.experiments.runs import with_seed
-
-    cfg = with_seed(_config(args), args.seed, args.method)
-    out = distill(cfg, _out(args, cfg), load_data(cfg), progress=not args.quiet)
-    print(f"fine-tuning run: {out}")
-
-
-def cmd_sample(args) -> None:
-    from ddgd.experiments.pipeline import distill, load_data, run_dir, sample_pool
-    from ddgd.experiments.runs import with_seed
-
-    cfg = with_seed(_config(args), args.seed, args.method)
-    data = load_data(cfg)
-    out = run_dir(_out(args, cfg), cfg)
-    if cfg.finetune.method == "dit":
-        out = distill(cfg, _out(args, cfg), data, progress=not args.quiet)
-    images, _ = sample_pool(cfg, out, data, progress=not args.quiet)
-    print(f"{len(images)} images in {out / 'samples'}")
-
-
-def cmd_evaluate(args) -> None:
-    from ddgd.experiments.pipeline import evaluate_set, load_data, run_experiment
-    from ddgd.experiments.runs import with_seed
-    from ddgd.method.sample import ipc_subset
-    from ddgd.protocol.data import load_image_folder
-
-    cfg = _config(args)
-    csv = Path(args.csv or _out(args, cfg) / "results.csv")
-    if args.folder:  # any ImageFolder of distilled images, e.g. another method's output
-        if (Path(args.folder) / "manifest.json").is_file():
-            from ddgd.method.sample import verify_image_folder
-
-            verify_image_folder(args.folder)  # a pool this package wrote: refuse it when tampered with
-        data = load_data(cfg)
-        images, labels = load_image_folder(args.folder, data.names)
-        for seed in cfg.eval.seeds:
-            for ipc in cfg.eval.ipcs:
-                x, y = ipc_subset(images, labels, ipc)
-                for net in cfg.eval.networks:
-                    row = evaluate_set(with_seed(cfg, seed), x, y, data, args.label, ipc, net, seed, csv,
-                                       not args.quiet)
-                    print(f"{net} IPC {ipc} seed {seed}: best {row['best']:.2f} final {row['final']:.2f}")
-        return
-    run_experiment(with_seed(cfg, args.seed), (args.method,), _out(args, cfg), csv, progress=not args.quiet)
-    print(f"results appended to {csv}")
-
-
-def cmd_verify(args) -> None:
-    from ddgd.method.sample import verify_image_folder
-
-    for path in args.path:
-        folder = Path(path)
-        pool = folder / "samples" if (folder / "samples" / "manifest.json").is_file() else folder
-        manifest = verify_image_folder(pool)
-        print(f"{pool}: {len(manifest['files'])} images in {len(manifest['counts'])} classes match their "
-              f"manifest (sample hash {manifest.get('sample_hash', 'unknown')})")
-
-
-def cmd_run(args) -> None:
-    from ddgd.experiments.pipeline import run_experiment
-
-    cfg = _config(args)
-    methods = tuple(args.methods.split(","))
-    bad = [m for m in methods if m not in METHOD_CHOICES]
-    if bad:
-        raise ConfigError(f"unknown method(s) {', '.join(bad)}: choose from {', '.join(METHOD_CHOICES)}")
-    csv = Path(args.csv or Path("data/results") / f"{cfg.name}.csv")
-    run_experiment(cfg, methods, _out(args, cfg), csv, progress=not args.quiet)
-    print(f"results in {csv}")
-
-
-def cmd_report(args) -> None:
-    from ddgd.experiments.report import format_markdown, load_results, references_markdown, table
-
-    df = load_results(args.csv)
-    # rows of an ablation or a sweep carry their variant's label: one table row per variant, not per method
-    variants = "variant" in df.columns and df["variant"].dropna().astype(str).str.len().gt(0).any()
-    print(format_markdown(table(df, metric=args.metric, rows="variant" if variants else "method")))
-    if args.references:
-        print("\nPublished numbers, for orientation (not computed by this code):\n")
-        print(references_markdown(args.references))
-
-
-def cmd_reproduce(args) -> None:
-    from ddgd.experiments.reproduce import parse_overrides, run
-
-    path = run(args.artefact, preset=args.preset, overrides=parse_overrides(args.param),
-               output_dir=args.output_dir, progress=not args.quiet)
-    print(f"executed notebook: {path}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -172,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-per-class", type=int, default=100, help="samples per class for the quality figures")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--size", default="fashion", choices=("fashion", "tiny"),
-                   help="model sizes (ddgd.method.models.SMALL_CONFIGS): the shipped model's, or seconds-long for tests")
+                   help="model sizes (ddgd.method.hub.SMALL_CONFIGS): the shipped model's, or seconds-long for tests")
     p.add_argument("--root", default=None, help="folder of the Fashion-MNIST idx files")
     p.add_argument("--download", action="store_true", help="allow torchvision to download Fashion-MNIST")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -195,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--folder", default=None, help="evaluate this ImageFolder instead (all eval seeds)")
     p.add_argument("--label", default="folder", help="method name written in the CSV for --folder")
     p.add_argument("--csv", default=None, help="results CSV (default: <out>/results.csv)")
+    p.add_argument("--shard", default=None, metavar="K/N",
+                   help="with --folder: only the K-th of N shares of its (seed, IPC, network) runs, K from 0; "
+                        "under torchrun, each rank's share")
     p.set_defaults(fn=cmd_evaluate)
 
     p = sub.add_parser("verify", help="check a sample pool (or a run folder's pool) against its manifest",
@@ -202,12 +84,42 @@ def build_parser() -> argparse.ArgumentParser:
                                    "manifest.json; exits non-zero, naming the files, when any differ.")
     p.add_argument("path", nargs="+", help="a sample pool folder, or a run folder holding samples/")
     p.set_defaults(fn=cmd_verify)
+
+    p = sub.add_parser("export", help="write a distilled set (HF image folder) and its model (save_pretrained) with cards",
+                       description="Export a finished run: <to>/dataset, a Hugging Face `datasets` image folder "
+                                   "(metadata.jsonl, dataset card), and <to>/model, the fine-tuned DiT as a "
+                                   "save_pretrained folder (DiffFit gammas folded in, model card). The pool is "
+                                   "verified against its manifest first; the config is the one the pool records.")
+    p.add_argument("path", help="a run folder (e.g. runs/<preset>/ddgd/seed0) or its samples/ pool")
+    p.add_argument("--to", required=True, metavar="DIR", help="output folder; dataset/ and model/ must not exist yet")
+    p.add_argument("--what", default="dataset,model", help="dataset, model or both (default: %(default)s)")
+    p.add_argument("--ipc", type=int, default=None, help="export the first IPC images per class (default: the pool)")
+    p.add_argument("--csv", action="append", default=None, metavar="CSV",
+                   help="results CSV with the set's accuracy rows, for the cards (repeatable; default: "
+                        "data/results/<preset>.csv and <experiment>/results.csv, where run and evaluate write)")
+    p.set_defaults(fn=cmd_export)
     p = sub.add_parser("run", help="distill, sample and evaluate several methods and seeds (resumable)")
     _add_config_args(p)
     p.add_argument("--methods", default="dit,finetune,minimax,ddgd,random,full",
                    help="comma-separated methods (default: %(default)s)")
     p.add_argument("--csv", default=None, help="results CSV (default: data/results/<preset>.csv)")
+    p.add_argument("--shard", default=None, metavar="K/N",
+                   help="run only the K-th of N shares of the (method, seed) runs, K from 0 (job arrays: "
+                        "--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT); under torchrun, each rank's share")
     p.set_defaults(fn=cmd_run)
+
+    p = sub.add_parser("diversity", help="precision, recall, density, coverage, Vendi, FID/KID of distilled sets",
+                       description="Measure the finished pools of a preset's methods and seeds against a fixed, "
+                                   "seeded reference of real training images in one feature space; one row per "
+                                   "method, IPC, seed and class (and 'all') into <csv stem>.diversity.csv.")
+    _add_config_args(p)
+    p.add_argument("--methods", default="dit,finetune,minimax,ddgd,random",
+                   help="comma-separated methods whose sets to measure (default: %(default)s)")
+    p.add_argument("--features", default="judge", choices=("judge", "inception"),
+                   help="feature space: the Fashion-MNIST judge (CPU default), or Inception-v3 (ImageNet; weights "
+                        "fetched on first use). Default: %(default)s")
+    p.add_argument("--csv", default=None, help="the accuracy CSV the rows go beside (default: data/results/<preset>.csv)")
+    p.set_defaults(fn=cmd_diversity)
 
     p = sub.add_parser("report", help="print a results CSV as a table of mean ± std")
     p.add_argument("csv", nargs="+", help="result CSV file(s)")
@@ -231,11 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)  # --help ends here, before torch and diffusers are imported
     from ddgd.experiments.reproduce import NotebookFailed
-    from ddgd.method.finetune import RunDirError
+    from ddgd.method.checkpoints import RunDirError
+    from ddgd.method.hub import HubError
 
     try:
         args.fn(args)
-    except (ConfigError, FileNotFoundError, FileExistsError, ValueError, RunDirError, NotebookFailed) as err:
+    except (ConfigError, FileNotFoundError, FileExistsError, ValueError, RunDirError, NotebookFailed, HubError) as err:
         print(f"ddgd {args.command}: error: {err}", file=sys.stderr)
         return 2
     return 0

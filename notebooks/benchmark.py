@@ -91,9 +91,12 @@ glue_values("bm", {"table": report.table(runs), "final-table": report.table(runs
 # %% [markdown]
 # ## What the numbers say
 #
-# For every cell (IPC and network), DDGD's mean is compared with each baseline's; a difference
-# counts only when it exceeds the larger of the two standard deviations over seeds (a rough rule,
-# not a significance test; see {doc}`Table 1 <table1>`).
+# For every cell (IPC and network), DDGD is compared with each baseline seed by seed: the mean of the
+# paired differences (DDGD - baseline, the runs of one seed), its 95 % bootstrap interval over seeds,
+# and the verdict it gives (better, worse, or unresolved when the interval holds 0), with how many
+# seeds would resolve an unresolved difference. With three seeds the interval is the range of the
+# three differences, and no verdict is drawn from fewer than six seeds (explained on
+# {doc}`Table 1 <table1>`).
 
 # %%
 others = [m for m in ("minimax", "finetune", "dit", "random") if m in methods]

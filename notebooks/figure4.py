@@ -129,10 +129,10 @@ glue("fig4-table", summary, display=False)
 # limits what the $N_R$ and $N_G$ panels can show there.
 
 # %%
-from ddgd.protocol.data import class_names
+from ddgd.protocol.data import class_names, data_classes
 
 sizes = sorted(set(sweeps.get("finetune.n_real", [])) | set(sweeps.get("finetune.n_gen", [])))
-per_step = config.finetune.batch_size / len(class_names(config.data.dataset))  # new latents per class and step
+per_step = config.finetune.batch_size / len(class_names(data_classes(config.data)))  # new latents per class and step
 glue("fig4-steps", config.finetune.max_steps, display=False)
 glue("fig4-fill", ", ".join(f"N = {n}: about {round(n / per_step)} steps" for n in sizes) or "no memory sweep",
      display=False)

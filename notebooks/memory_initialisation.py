@@ -42,7 +42,8 @@ from myst_nb import glue
 from ddgd.config import config_hash
 from ddgd.experiments.pipeline import load_data
 from ddgd.experiments.runs import with_seed
-from ddgd.method.finetune import finetune, read_checkpoint
+from ddgd.method.checkpoints import read_checkpoint
+from ddgd.method.finetune import finetune
 from ddgd.method.models import load_vae
 from ddgd.method.similarity import cosine_matrix
 from ddgd.pages.figures import glue_values, image_grid, save_figure, write_csv

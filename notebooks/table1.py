@@ -94,10 +94,22 @@ glue_values("t1", {"table": ours, "final-table": report.table(runs, metric="fina
 # %% [markdown]
 # ## What the numbers say
 #
-# For every cell, DDGD's mean is compared with each baseline's. The **spread** of a cell is the larger
-# of the two standard deviations over seeds; a difference counts only when it exceeds it. That is a
-# rough test, not a significance test: with two or three seeds a standard deviation is itself
-# uncertain, and run-to-run spread at paper scale is one to two points.
+# For every cell, DDGD is compared with each baseline **seed by seed**: a seed fixes the evaluation
+# network's initialisation, batch order and augmentation for every method, so the difference DDGD -
+# baseline is taken between the two runs of one seed (a seed that only one side ran is left out, and
+# counted). Each sentence gives the mean of these paired differences in accuracy points and its 95 %
+# percentile bootstrap interval over seeds (10,000 resamples of a seeded generator, so every build
+# prints the same interval): **better** when the interval lies above 0, **worse** when it lies below,
+# **unresolved** when it holds 0. For an unresolved difference it adds how many seeds would resolve
+# a difference of that size: the smallest n for which a t-interval at the observed spread of the
+# differences would exclude 0 (`ddgd.experiments.statistics`).
+#
+# Two or three seeds say little. With so few, the bootstrap interval is just the range of the
+# differences, and an interval above 0 means only that DDGD won on every seed, which two equal methods
+# do by chance once in four (two seeds) or once in eight (three seeds). So no verdict is drawn from
+# fewer than six seeds (at six, that chance is 3 %, under the 5 % a 95 % interval promises): such a
+# cell reads **too few seeds for a verdict**, with its interval and the number of seeds a t-interval
+# at the observed spread would want. Run-to-run spread at paper scale is one to two points.
 
 # %%
 others = [m for m in ("minimax", "finetune", "dit", "random") if m in methods]

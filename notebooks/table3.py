@@ -123,8 +123,11 @@ glue_values("t3", {"table": ours, "final-table": final, "network": net0, "ipc": 
 # ## What the numbers say
 #
 # The full method (`focus`, both terms with self-adaptive memories) against every other row, cell
-# by cell; the **spread** is the larger of the two standard deviations over seeds, and a difference
-# counts only when it exceeds it (a rough test, not a significance test).
+# by cell and seed by seed: the mean of the paired differences (the runs of one seed), its 95 %
+# bootstrap interval over seeds and the verdict it gives (better, worse, or unresolved when the
+# interval holds 0), with how many seeds would resolve an unresolved difference. With three seeds the
+# interval is the range of the three differences, and no verdict is drawn from fewer than six seeds
+# (see {doc}`Table 1 <table1>`).
 
 # %%
 comparison = comparisons.compare(runs, focus, [v for v in variants if v != focus], column="variant")

@@ -23,7 +23,8 @@ REPO = Path(__file__).resolve().parents[1]
 def test_subsets_are_ten_distinct_imagenet_classes():
     wnids = set(imagenet_wnids())
     assert set(SUBSETS) == {"imagewoof", "imagenette", "imageidc"}
-    assert DATASETS == ("imagewoof", "imagenette", "imageidc", "fashion-mnist", "fashion-tops", "fashion-other", "digits")
+    assert DATASETS == ("imagewoof", "imagenette", "imageidc", "imagenet", "fashion-mnist", "fashion-tops", "fashion-other",
+                        "digits", "imagefolder", "cifar10", "cifar100")
     for name, subset in SUBSETS.items():
         assert len(subset) == 10 and len(set(subset)) == 10, name
         assert set(subset) <= wnids, name

@@ -146,6 +146,8 @@ def test_the_latent_cache_is_readable_by_everyone(tmp_path):
 
     from ddgd.method.latents import LatentCache
 
-    path = tmp_path / "cache.pt"
+    path = tmp_path / "cache"
     LatentCache(torch.zeros(1, 2, 1, 1, 1), torch.ones(1, 2, 1, 1, 1), torch.zeros(1)).save(path, {"k": 1})
-    assert path.stat().st_mode & 0o777 == 0o644
+    assert path.stat().st_mode & 0o777 == 0o755
+    assert sorted(f.name for f in path.iterdir()) == ["labels.npy", "mean.npy", "meta.json", "std.npy"]
+    assert all(f.stat().st_mode & 0o777 == 0o644 for f in path.iterdir())

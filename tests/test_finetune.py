@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from ddgd.config import PRESETS
-from ddgd.method.finetune import RunDirError, finetune, load_finetuned
+from ddgd.method.checkpoints import RunDirError
+from ddgd.method.finetune import finetune, load_finetuned
 from ddgd.method.latents import LatentCache
 
 

@@ -80,6 +80,20 @@ def test_every_method_writes_its_rows_on_an_imagenet_subset(tree, models, tmp_pa
     assert csv.stat().st_mtime_ns == mtime  # a rerun computes nothing
 
 
+def test_a_listed_or_drawn_subset_runs_every_stage(tree, models, tmp_path):
+    # data.dataset=imagenet with its own classes (tests/test_class_lists.py): three wnids of the fake tree,
+    # listed out of order, through fine-tuning, sampling and both real-image baselines
+    listed = [SUBSETS["imagenette"][3], SUBSETS["imagewoof"][0], SUBSETS["imageidc"][9]]
+    cfg = tiny_imagenet_cfg(tree, models, **{"data.dataset": "imagenet", "data.classes": ",".join(listed)})
+    csv = tmp_path / "listed.csv"
+    run_experiment(cfg, ("ddgd", "random", "full"), tmp_path / "runs", csv, progress=False)
+    df = pd.read_csv(csv)
+    assert sorted(df.method) == ["ddgd", "full", "random"] and set(df.dataset) == {"imagenet"}
+    pool = tmp_path / "runs" / "ddgd" / "seed0" / "samples"
+    assert sorted(p.name for p in pool.iterdir() if p.is_dir()) == sorted(listed)  # one folder per listed class
+    assert load_data(cfg).dit_labels == [imagenet_index(w) for w in listed]
+
+
 def test_real_baselines_read_from_disk(tree, models):
     cfg = tiny_imagenet_cfg(tree, models)
     data = load_data(cfg)

@@ -91,3 +91,59 @@ def test_space_timesteps_like_improved_ddpm():
     sched = Schedule.linear().respaced(50)
     # the respaced process keeps abar at the kept steps
     assert torch.allclose(sched.alphas_cumprod, Schedule.linear().alphas_cumprod[steps])
+
+
+def _memories(rule, g, n_real=4, n_gen=3, d=6, steps=5):
+    from ddgd.method.memory import ClassMemories
+
+    mem = ClassMemories(n_real, n_gen, rule)
+    for _ in range(steps):
+        mem.update(torch.randint(0, 4, (6,), generator=g), torch.randn(6, d, generator=g), torch.randn(6, d, generator=g))
+    return mem
+
+
+@pytest.mark.parametrize("rule", ["fifo", "adaptive"])
+@pytest.mark.parametrize("accumulate", ["once", "cumulative"])
+def test_memory_terms_are_minimax_terms_then_the_update(rule, accumulate):
+    # One pass over each memory gives what `minimax_terms` gives against the memories as they were, with the
+    # same gradient to the bit (the same pair, sigma computed alike), and leaves the memories as `update` does.
+    import copy
+
+    from ddgd.method.memory_terms import memory_terms
+
+    g = torch.Generator().manual_seed(5)
+    for _ in range(4):
+        mem = _memories(rule, g)
+        twin = copy.deepcopy(mem)
+        labels = torch.randint(0, 5, (6,), generator=g)  # class 4: seen for the first time, no term
+        pred0, z0 = torch.randn(6, 6, generator=g), torch.randn(6, 6, generator=g)
+        a, b = pred0.clone().requires_grad_(), pred0.clone().requires_grad_()
+        present = {c: m for c in set(labels.tolist()) if (m := mem.tensors(c)) is not None}
+        expected = minimax_terms(a, labels, present, accumulate)
+        mem.update(labels, z0, a.detach())
+        got = memory_terms(twin, b, labels, z0, accumulate)
+        assert float(got.l_real) == pytest.approx(float(expected.l_real), abs=1e-6)
+        assert float(got.l_gen) == pytest.approx(float(expected.l_gen), abs=1e-6)
+        assert got.weights == expected.weights and set(got.per_class) == set(expected.per_class)
+        total_loss(torch.tensor(0.0), None, expected, 0.002, 0.008).backward()
+        total_loss(torch.tensor(0.0), None, got, 0.002, 0.008).backward()
+        assert torch.equal(a.grad, b.grad)
+        for c in mem.real:
+            assert all(torch.equal(x, y) for x, y in zip(mem.tensors(c), twin.tensors(c)))
+
+
+def test_memory_terms_on_hand_computable_memories():
+    from ddgd.method.memory import ClassMemories
+    from ddgd.method.memory_terms import memory_terms
+
+    e = torch.eye(3)
+    mem = ClassMemories(4, 4, "adaptive")
+    mem.update(torch.tensor([0, 0]), e[:2], torch.stack([e[2], e[0]]))  # M_real[0] = {e0, e1}, M_gen[0] = {e2, e0}
+    pred = torch.stack([e[0], e[1]]).requires_grad_()  # class 0, and class 1 (no memory yet)
+    terms = memory_terms(mem, pred, torch.tensor([0, 1]), torch.stack([e[2], e[2]]))
+    # class 0: pred e0 against {e0, e1}: min 0 -> r = 1; against {e2, e0}: max 1 -> g = 1; K = 2 classes
+    assert float(terms.l_real) == pytest.approx(0.5) and float(terms.l_gen) == pytest.approx(0.5)
+    assert set(terms.per_class) == {0} and terms.weights == {0: 1, 1: 1}
+    assert len(mem.real[0]) == 3 and len(mem.real[1]) == 1  # the batch went in after the terms
+    with pytest.raises(ValueError, match="accumulate"):
+        memory_terms(mem, pred, torch.tensor([0, 1]), pred.detach(), "twice")

@@ -130,3 +130,57 @@ def test_a_restored_bank_continues_as_the_original():
         whole.add(b)
         resumed.add(b)
     assert torch.equal(whole.tensor(), resumed.tensor())
+
+
+@pytest.mark.parametrize("rule", ["fifo", "adaptive", "adaptive-min"])
+def test_class_memories_update_every_class_at_once_as_banks_would_one_by_one(rule):
+    # ClassMemories keeps all memories in one slot store (M_real and M_gen of different sizes, classes arriving
+    # over time, the store growing); each must hold exactly what a bank of its own holds after the same adds.
+    g = torch.Generator().manual_seed(3)
+    mem = ClassMemories(4, 3, rule)
+    alone = {}
+    for step in range(25):
+        labels = torch.randint(0, 2 + step // 5, (6,), generator=g)
+        z0, zhat = torch.randn(6, 2, 3, generator=g), torch.randn(6, 2, 3, generator=g)
+        if step % 6 == 0:
+            zhat[1] = zhat[0]  # exact duplicates: ties on purpose
+        mem.update(labels, z0, zhat)
+        for c in sorted(set(labels.tolist())):
+            real, gen = alone.setdefault(c, (MemoryBank(4, rule), MemoryBank(3, rule)))
+            real.add(z0[labels == c])
+            gen.add(zhat[labels == c])
+        for c, (real, gen) in alone.items():
+            assert torch.equal(mem.tensors(c)[0], real.tensor()) and torch.equal(mem.tensors(c)[1], gen.tensor()), step
+
+
+def test_compare_and_update_compares_with_the_memories_as_they_were():
+    # M_real[0] = {e0, e1}, M_gen[0] = {e2}. A batch with zhat = e0 + e2 (cosine 1/sqrt(2) with e0 and with e2,
+    # 0 with e1) and z0 = e0: the similarities are those with the old items only (the slot z0 takes was empty).
+    e = torch.eye(3)
+    mem = ClassMemories(3, 3, "adaptive")
+    mem.update(torch.tensor([0, 0]), e[:2], e[2:3].expand(2, 3))  # M_gen[0] = {e2, e2}
+    found = mem.compare_and_update(torch.tensor([0]), e[:1], (e[0] + e[2])[None])
+    (sims_r, empty_r), (sims_g, empty_g) = found[0]
+    assert sorted(sims_r[0][~empty_r].tolist()) == pytest.approx([0.0, 2 ** -0.5])  # e1, e0: not the new z0
+    assert sims_g[0][~empty_g].tolist() == pytest.approx([2 ** -0.5] * 2)
+    assert int((~empty_r).sum()) == 2 and int((~empty_g).sum()) == 2
+    best = sims_r[0].masked_fill(empty_r, -1).argmax()
+    assert torch.equal(mem.unit_items("real", [0], best[None]), e[:1])  # the slot of e0 holds unit(e0)
+    assert len(mem.real[0]) == 3 and len(mem.gen[0]) == 3  # and the batch went in
+    assert mem.compare_and_update(torch.tensor([5]), e[:1], e[:1]) == {}  # a new class has nothing to compare with
+
+
+def test_compare_and_update_matches_cosines_with_the_previous_items():
+    g = torch.Generator().manual_seed(4)
+    mem = ClassMemories(5, 4, "adaptive")
+    for _ in range(4):
+        mem.update(torch.randint(0, 3, (8,), generator=g), torch.randn(8, 7, generator=g), torch.randn(8, 7, generator=g))
+    labels, z0, zhat = torch.randint(0, 3, (8,), generator=g), torch.randn(8, 7, generator=g), torch.randn(8, 7, generator=g)
+    before = {c: mem.tensors(c) for c in range(3)}
+    found = mem.compare_and_update(labels, z0, zhat)
+    for c, pairs in found.items():
+        for (sims, empty), items in zip(pairs, before[c]):
+            expected = torch.nn.functional.normalize(zhat[labels == c].double(), dim=1) @ \
+                torch.nn.functional.normalize(items.double(), dim=1).T
+            got = sims[:, ~empty]  # the old items, in slot order: compare as sorted rows
+            assert torch.allclose(got.sort(1).values, expected.sort(1).values, atol=1e-12)

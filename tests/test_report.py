@@ -9,9 +9,19 @@ from ddgd.experiments.results import append_result, result_row
 from ddgd.experiments.pipeline import run_experiment
 from ddgd.base.provenance import provenance, provenance_line
 from ddgd.experiments.references import REFERENCES
-from ddgd.experiments.comparisons import cell_mean, compare, describe_comparison, headline, slug
+from ddgd.experiments.comparisons import (cell_mean, compare, describe_comparison, difference_sentence, headline,
+                                          paired_phrase, slug)
 from ddgd.experiments.report import (format_cell, format_markdown, load_results, reference_table, references_markdown,
                                      run_hashes, select_runs, summary, table, with_references)
+
+
+@pytest.fixture
+def few_pairs_give_verdicts(monkeypatch):
+    """The comparison cases have 2 to 4 seeds, small enough to work by hand: let them give verdicts
+    (the package draws none from fewer than 6 pairs; tests/test_statistics.py tests that minimum)."""
+    from ddgd.experiments import statistics
+
+    monkeypatch.setattr(statistics, "MIN_PAIRS", 2)
 
 
 def frame():
@@ -132,47 +142,91 @@ def test_with_references_labels_our_rows():
 # ---- say what the numbers say ---------------------------------------------------------------
 
 def cells():
-    """Hand-made runs: one cell per verdict, plus a cell that only ddgd has."""
+    """Hand-made runs, seeds 0, 1, 2 in order: one cell per verdict, plus a cell that only ddgd has."""
     values = {("ddgd", 10): (50, 52, 54), ("minimax", 10): (47, 48, 49), ("dit", 10): (51, 53),
-              ("random", 10): (60, 61, 62), ("ddgd", 50): (70, 72, 74), ("minimax", 50): (68, 70, 72),
+              ("random", 10): (60, 61, 62), ("ddgd", 50): (70, 72, 74), ("minimax", 50): (69, 73, 71),
               ("dit", 50): (60,), ("ddgd", 1): (20, 21)}
     return pd.DataFrame([dict(method=m, dataset="fashion-mnist", ipc=ipc, network="convnet-3", seed=s, best=float(v))
                          for (m, ipc), vs in values.items() for s, v in enumerate(vs)])
 
 
-def test_compare_means_difference_spread_and_verdicts():
+def test_compare_means_and_paired_verdicts(few_pairs_give_verdicts):
     c = compare(cells(), others=("minimax", "dit", "random")).set_index(["ipc", "other"])
     assert list(c.columns[:2]) == ["dataset", "network"] and len(c) == 5  # IPC 1: no other method, left out
+    # IPC 10 against minimax: differences 3, 4, 5 (mean 4, sd 1); with 3 pairs the 95 % bootstrap interval
+    # is their range (tests/test_statistics.py), [3, 5]: better. 3 seeds suffice for the t rule too:
+    # t_{.975,2} / sqrt(3) = 2.48 < 4, while t_{.975,1} / sqrt(2) = 8.98 is not
     mm = c.loc[(10, "minimax")]
-    assert (mm["mean"], mm["other_mean"], mm["difference"], mm["spread"]) == (52.0, 48.0, 4.0, 2.0)
-    assert (mm["n"], mm["other_n"], mm["verdict"]) == (3, 3, "ddgd better by more than the spread")
-    assert c.loc[(10, "dit"), "spread"] == pytest.approx(2.0)  # the larger std: 2.0 (ddgd) over 1.41 (dit)
-    assert c.loc[(10, "dit"), "verdict"] == "within the spread"  # difference 0
-    assert c.loc[(10, "random"), "difference"] == -9.0
-    assert c.loc[(10, "random"), "verdict"] == "ddgd worse by more than the spread"
-    assert c.loc[(50, "minimax"), "verdict"] == "within the spread"  # difference 2.0 == spread 2.0: not more
-    assert pd.isna(c.loc[(50, "dit"), "spread"]) and c.loc[(50, "dit"), "verdict"] == "too few runs for a spread"
+    assert (mm["mean"], mm["other_mean"], mm["n"], mm["other_n"]) == (52.0, 48.0, 3, 3)
+    assert (mm["n_pairs"], mm["n_unpaired"], mm["mean_diff"], mm["ci_low"], mm["ci_high"]) == (3, 0, 4.0, 3.0, 5.0)
+    assert (mm["verdict"], mm["seeds_needed"], mm["confidence"]) == ("better", 3.0, 0.95)
+    # against dit: seeds 0, 1 pair (differences -1, -1), ddgd's seed 2 is left out; both means are 52
+    dit = c.loc[(10, "dit")]
+    assert (dit["mean"], dit["other_mean"]) == (52.0, 52.0)
+    assert (dit["n_pairs"], dit["n_unpaired"], dit["ci_low"], dit["ci_high"], dit["verdict"]) == (2, 1, -1.0, -1.0,
+                                                                                                   "worse")
+    assert (c.loc[(10, "random"), "mean_diff"], c.loc[(10, "random"), "verdict"]) == (-9.0, "worse")
+    # IPC 50 against minimax: differences 1, -1, 3 (mean 1, sd 2), interval [-1, 3]: unresolved; 18 seeds
+    # would resolve it (t_{.975,17} * 2 / sqrt(18) = 0.995 < 1, t_{.975,16} * 2 / sqrt(17) = 1.03)
+    m50 = c.loc[(50, "minimax")]
+    assert (m50["mean_diff"], m50["ci_low"], m50["ci_high"], m50["verdict"], m50["seeds_needed"]) == \
+        (1.0, -1.0, 3.0, "unresolved", 18.0)
+    d50 = c.loc[(50, "dit")]  # one pair: no interval
+    assert (d50["n_pairs"], d50["n_unpaired"], d50["mean_diff"], d50["verdict"]) == (1, 2, 10.0, "too few seeds")
+    assert pd.isna(d50["seeds_needed"])
 
 
-def test_compare_other_metric_column_and_empty():
+def test_compare_other_metric_column_and_empty(few_pairs_give_verdicts):
     df = cells().assign(variant=lambda d: d["method"].map({"ddgd": "both", "minimax": "fifo"}), final=0.0)
     c = compare(df, method="both", others=("fifo",), column="variant", by=("ipc",))
-    assert list(c["ipc"]) == [10, 50] and list(c["verdict"]) == ["both better by more than the spread",
-                                                                 "within the spread"]
-    assert (compare(df, metric="final")["difference"] == 0).all()
+    assert list(c["ipc"]) == [10, 50] and list(c["verdict"]) == ["better", "unresolved"]
+    zero = compare(df, metric="final")
+    assert (zero["mean_diff"] == 0).all() and set(zero["verdict"]) == {"unresolved", "too few seeds"}
+    assert (zero.loc[zero["n_pairs"] >= 2, "seeds_needed"] == float("inf")).all()  # nothing resolves 0
     assert compare(df, others=("nobody",)).empty
 
 
-def test_describe_comparison_counts_and_cells():
+def test_describe_comparison_counts_and_cells(few_pairs_give_verdicts):
     text = describe_comparison(compare(cells()))
     lines = text.splitlines()
-    assert lines[0] == ("- **ddgd against minimax**: better by more than the spread in 1 of 2 cell(s), within the "
-                        "spread in 1, worse by more than the spread in 0.")
-    assert ("  - fashion-mnist, IPC 10, convnet-3: 52.0 % against 48.0 % (difference +4.0, spread 2.0; "
-            "n = 3 and 3): ddgd better by more than the spread.") in lines
-    assert "too few runs to tell in 1." in text and "no spread; n = 3 and 1" in text
-    assert "- **ddgd against random**: better by more than the spread in 0 of 1 cell(s)" in text
+    assert lines[0] == "- **ddgd against minimax**: better in 1 of 2 cell(s), worse in 0, unresolved in 1."
+    assert ("  - fashion-mnist, IPC 10, convnet-3: 52.0 % against 48.0 % (n = 3 and 3); paired difference "
+            "+4.0 points (95 % CI +3.0 to +5.0, 3 seeds): better.") in lines
+    assert ("  - fashion-mnist, IPC 50, convnet-3: 72.0 % against 71.0 % (n = 3 and 3); paired difference "
+            "+1.0 points (95 % CI -1.0 to +3.0, 3 seeds): unresolved; about 18 seeds would resolve a difference "
+            "of this size.") in lines
+    assert ("-1.0 points (95 % CI -1.0 to -1.0, 2 seeds; 1 unpaired run left out): worse." in text)
+    assert "+10.0 points from 1 seed (2 unpaired runs left out): too few seeds for an interval." in text
+    assert ("- **ddgd against dit**: better in 0 of 2 cell(s), worse in 1, unresolved in 0, too few seeds to tell "
+            "in 1.") in lines
+    assert "- **ddgd against random**: better in 0 of 1 cell(s), worse in 1, unresolved in 0." in lines
+    assert "within the spread" not in text  # the verdicts are the intervals', not a rule of standard deviations
     assert "nothing to compare" in describe_comparison(compare(cells(), others=()))
+
+
+def test_paired_phrase_names_what_the_t_rule_asks_for():
+    # resolved by the bootstrap with 3 seeds, but the t rule wants 4 (differences 1, 2, 3): said beside it
+    assert paired_phrase(3, 0, 2.0, 1.0, 3.0, "better", 4) == (
+        "+2.0 points (95 % CI +1.0 to +3.0, 3 seeds): better, though a t-interval at this spread would need about "
+        "4 seeds")
+    assert paired_phrase(3, 0, 0.0, -1.0, 1.0, "unresolved", float("inf"), decimals=2) == (
+        "+0.00 points (95 % CI -1.00 to +1.00, 3 seeds): unresolved; a mean difference of zero gives no number of "
+        "seeds that would resolve it")
+    assert paired_phrase(3, 0, 0.1, -1.0, 1.0, "unresolved", 5000.0).endswith(
+        "it would take more than 1,000 seeds to resolve a difference of this size")
+    assert paired_phrase(0, 3, float("nan"), float("nan"), float("nan"), "too few seeds", None) == \
+        "no seed has runs of both (3 unpaired runs left out): too few seeds"
+    assert paired_phrase(4, 0, 0.5, -0.1, 1.0, "unresolved", 4.0, confidence=0.9) == \
+        "+0.5 points (90 % CI -0.1 to +1.0, 4 seeds): unresolved"  # the t rule resolves it with the 4 seeds run
+
+
+def test_difference_sentence_of_one_cell(few_pairs_give_verdicts):
+    assert difference_sentence(cells(), "ddgd", "minimax", ipc=50) == (
+        "ddgd - minimax = +1.0 points (95 % CI -1.0 to +3.0, 3 seeds): unresolved; about 18 seeds would resolve a "
+        "difference of this size")
+    assert difference_sentence(cells(), "ddgd", "minimax", "convnet-3", 10).endswith("3 seeds): better")
+    assert difference_sentence(cells(), "ddgd", "random") == "ddgd - random: random has no runs yet"  # IPC 1
+    assert difference_sentence(cells(), "full", "ddgd") == "full - ddgd: full has no runs yet"
 
 
 def test_cell_mean_picks_first_network_and_smallest_ipc():
@@ -264,3 +318,15 @@ def test_a_malformed_results_row_is_refused_with_its_line_before_any_work(tmp_pa
     with pytest.raises(ResultsError, match="nothing was run"):
         run_experiment(resolve("digits-tiny"), ("dit",), tmp_path / "runs", csv, progress=False)
     assert not (tmp_path / "runs").exists()  # refused before any work
+
+
+def test_a_cell_with_fewer_pairs_than_a_verdict_needs_says_so():
+    assert paired_phrase(3, 0, 0.4, -0.3, 1.1, "too few seeds", 12) == (
+        "+0.4 points (95 % CI -0.3 to +1.1, 3 seeds): too few seeds for a verdict (it takes 6); about 12 seeds "
+        "would resolve a difference of this size")
+    # without the fixture, three seeds that all favour DDGD give an interval above 0 but no verdict
+    df = pd.DataFrame([dict(method=m, dataset="d", ipc=10, network="n", seed=s, best=v, final=v, config_hash="h")
+                       for m, vals in (("ddgd", (51.0, 52.0, 53.0)), ("minimax", (50.0, 50.0, 50.0)))
+                       for s, v in enumerate(vals)])
+    row = compare(df, "ddgd", ["minimax"]).iloc[0]
+    assert (row["ci_low"], row["ci_high"], row["verdict"]) == (1.0, 3.0, "too few seeds")

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from ddgd.config import PRESETS
-from ddgd.method.finetune import RunDirError, finetune, load_finetuned, read_checkpoint
+from ddgd.method.checkpoints import RunDirError, read_checkpoint
+from ddgd.method.finetune import finetune, load_finetuned
 from ddgd.pages.walkthrough import loss_history
 from ddgd.pages.memory_initialisation import memory_tensors
 from ddgd.method.latents import LatentCache

@@ -80,7 +80,7 @@ def _distinct(values, shorten=None) -> str:
     return ", ".join(shorten(v) if shorten else v for v in found) or "unknown"
 
 
-def _short_commit(commit: str) -> str:
+def short_commit(commit: str) -> str:
     sha, dirty = (commit[:-6], "-dirty") if commit.endswith("-dirty") else (commit, "")
     return sha[:12] + dirty
 
@@ -93,7 +93,7 @@ def provenance_line(rows) -> str:
     """
     if len(rows) == 0:
         return "no result rows yet"
-    cols = {c: _distinct(rows[c], _short_commit if c == "commit" else None) if c in rows.columns else "unknown"
+    cols = {c: _distinct(rows[c], short_commit if c == "commit" else None) if c in rows.columns else "unknown"
             for c in ("commit", "hardware", "torch")}
     line = f"commit {cols['commit']}; hardware: {cols['hardware']}; torch {cols['torch']}"
     if "wall_s" in rows.columns:  # the evaluations' own clock: fine-tuning and sampling come on top

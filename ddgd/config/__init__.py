@@ -3,7 +3,8 @@
 * `fields`: one frozen dataclass per stage (model, data, fine-tuning, sampling, evaluation), bundled
   in a `RunConfig`; the defaults are the paper's values (book page: The method).
 * `presets`: `PRESETS`, named complete configurations (the three ImageNet subsets at paper scale,
-  the CPU presets on Fashion-MNIST and sklearn's digits).
+  an image folder of one's own and CIFAR-10/100 for a GPU, the CPU presets on Fashion-MNIST and
+  sklearn's digits).
 * `resolve`: ``section.field=value`` overrides applied to a preset and validated, so a bad value
   fails before any work starts.
 * `hashing`: the config hash of every result row, and `save_config`, which writes the resolved

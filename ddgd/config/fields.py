@@ -2,7 +2,8 @@
 
 Each stage (model, data, fine-tuning, sampling, evaluation) has one frozen dataclass. A
 `RunConfig` bundles them; `PRESETS` names complete configurations: the three ImageNet subsets at
-paper scale (book page: The method) and the CPU presets on Fashion-MNIST and sklearn's digits.
+paper scale (book page: The method), an image folder of one's own and CIFAR-10/100 at the same
+scale, and the CPU presets on Fashion-MNIST and sklearn's digits.
 `resolve(preset, overrides)` applies ``section.field=value`` overrides and validates the result,
 so a bad value fails before any work starts. The resolved config is saved beside every artefact
 (`save_config`) and hashed into every result row (`config_hash`).
@@ -40,7 +41,13 @@ METHODS = ("dit", "finetune", "minimax", "ddgd")
 METHOD_RULES = {"minimax": "fifo", "ddgd": "adaptive"}
 ACCUMULATE = ("once", "cumulative")
 PROTOCOLS = ("reference", "legacy")
+# The training augmentation of the evaluation (`eval.augment`): IDC's transforms (ddgd.protocol.augment),
+# DSA as IDC's --dsa applies it, DSA as DC, DM and MTT apply it (ddgd.protocol.dsa), or none.
+AUGMENTS = ("idc", "dsa", "dsa-single", "none")
 DIT_NUMERICS = ("original", "diffusers")
+# The DiT's class embedding table (`model.class_table`, ddgd.method.class_table): its own, or a fresh one
+# of K + 1 rows for classes it was not pretrained on (image folders, CIFAR).
+CLASS_TABLES = ("pretrained", "fresh")
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,9 @@ class ModelConfig:
     # frequencies over half, LayerNorm eps 1e-6 before the MLP); "diffusers": keep diffusers' own,
     # for models trained in diffusers (the embedded Fashion-MNIST model). Book page: deviations.
     dit_numerics: str = "original"
+    # "pretrained": condition on the DiT's own labels (ImageNet's, for the ImageNet subsets); "fresh": a new
+    # table of K + 1 rows (the last the null class of guidance), trained during fine-tuning, labels 0..K-1
+    class_table: str = "pretrained"
     # GPU execution switches (ddgd.base.accel): bf16 autocast of the DiT and the VAE, TF32, compiling the
     # DiT, deterministic kernels. The paper presets turn on TF32; bf16 stays one override away.
     precision: str = "fp32"
@@ -67,10 +77,17 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    dataset: str = "imagewoof"  # imagewoof | imagenette | imageidc | fashion-mnist | digits
-    root: str | None = None  # ImageNet root with train/ and val/ wnid folders, or Fashion-MNIST files
-    resolution: int = 256  # resolution the diffusion model sees (ADM centre crop for ImageNet)
-    download: bool = False  # Fashion-MNIST only: allow torchvision's download
+    # imagewoof | imagenette | imageidc | imagenet | fashion-mnist | fashion-tops | fashion-other | digits
+    # | imagefolder (data.root: train/ and val/ class folders) | cifar10 | cifar100
+    dataset: str = "imagewoof"
+    # dataset "imagenet" only: its classes as wnids, in the order of the local labels, or
+    # class_draw classes of the 1000 drawn with class_seed (IDC's --nclass/--dseed; ddgd.protocol.imagenet)
+    classes: tuple[str, ...] | None = None
+    class_draw: int | None = None
+    class_seed: int = 0
+    root: str | None = None  # ImageNet root (train/, val/ wnid folders), an image folder, Fashion-MNIST or CIFAR files
+    resolution: int = 256  # resolution the diffusion model sees (ADM centre crop for ImageNet, folders, CIFAR)
+    download: bool = False  # Fashion-MNIST and CIFAR only: allow torchvision's download
     # fine-tune on the first N training images per class (file order for ImageNet: Minimax's
     # --finetune-ipc); None: all of them
     train_per_class: int | None = None
@@ -149,6 +166,9 @@ class EvalConfig:
     # results were computed with (kept so that they stay reproducible).
     protocol: str = "reference"
     test_resize: int | None = None  # test images: shorter side resized to this, then centre crop; None: image_size (Minimax), 256: IDC
+    # training augmentation: "idc" (IDC's and Minimax's, in the protocol's style), "dsa" (DSA as IDC's
+    # --dsa applies it), "dsa-single" (DSA as DC, DM and MTT apply it), "none"; book page "Parity"
+    augment: str = "idc"
 
 
 @dataclass(frozen=True)

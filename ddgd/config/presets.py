@@ -1,8 +1,10 @@
-"""Named complete configurations: the paper's three ImageNet subsets and the CPU presets.
+"""Named complete configurations: the paper's three ImageNet subsets, other datasets, and the CPU presets.
 
 The paper-scale presets keep every default of `ddgd.config.fields` (book page: The method); the
 CPU presets scale them down for two cores, and the book's deviations page lists every change
-(read from these presets by `preset_differences`).
+(read from these presets by `preset_differences`). The presets of other datasets (an image folder
+of one's own, CIFAR-10, CIFAR-100) keep the paper's model and fine-tuning and give DiT-XL/2 a fresh
+class table (book page: deviations, "Other datasets").
 """
 from __future__ import annotations
 
@@ -50,11 +52,27 @@ _QUICK = dict(
 
 # Paper scale on a GPU: TF32 matmuls are safe for training and sampling on an A100/H100.
 _PAPER_MODEL = ModelConfig(tf32=True)
+# DiT-XL/2 conditioned on classes it was not pretrained on: a fresh table of K + 1 rows (ddgd.method.class_table).
+_FRESH_MODEL = ModelConfig(tf32=True, class_table="fresh")
+
+
+def _cifar(name: str) -> RunConfig:
+    """CIFAR at paper scale. DiT-XL/2 works on 256 px images (32x32 latents): the 32 px images are upsampled
+    to 256 px for the diffusion model (the ADM crop's BICUBIC resize, `data.resolution=256`), and the
+    distilled images are evaluated at CIFAR's own 32 px with ConvNet-3 at IPC 1, 10 and 50, as IDC and DC
+    evaluate CIFAR (`eval.image_size=32`)."""
+    return RunConfig(name=name, model=_FRESH_MODEL, data=DataConfig(dataset=name),
+                     eval=EvalConfig(networks=("convnet-3",), ipcs=(1, 10, 50), image_size=32))
+
 
 PRESETS: dict[str, RunConfig] = {
     "imagewoof": RunConfig(name="imagewoof", model=_PAPER_MODEL),
     "imagenette": RunConfig(name="imagenette", model=_PAPER_MODEL, data=DataConfig(dataset="imagenette")),
     "imageidc": RunConfig(name="imageidc", model=_PAPER_MODEL, data=DataConfig(dataset="imageidc")),
+    # Any folder of class folders (data.root or --root: train/ and val/), evaluated like an ImageNet subset.
+    "imagefolder": RunConfig(name="imagefolder", model=_FRESH_MODEL, data=DataConfig(dataset="imagefolder")),
+    "cifar10": _cifar("cifar10"),
+    "cifar100": _cifar("cifar100"),
     "fashion-mnist": _fashion("fashion-mnist"),
     "fashion-mnist-quick": _fashion("fashion-mnist-quick", **_QUICK),
     # A seconds-long end-to-end configuration on sklearn's 8x8 digits, for tests and smoke runs.

@@ -30,7 +30,7 @@ from ddgd.method.models import EMA, drop_labels, load_transformer, load_vae, unt
 
 @dataclass(frozen=True)
 class PretrainConfig:
-    size: str = "fashion"  # a key of models.SMALL_CONFIGS
+    size: str = "fashion"  # a key of ddgd.method.hub.SMALL_CONFIGS
     vae_steps: int = 1200
     vae_batch: int = 64
     vae_lr: float = 1e-3

@@ -39,18 +39,24 @@ def train_judge(images: torch.Tensor, labels: torch.Tensor, epochs: int = 2, see
     judge = Judge(images.shape[1], int(labels.max()) + 1)
     opt = torch.optim.Adam(judge.parameters(), lr=2e-3)
     g = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
-        order = torch.randperm(len(labels), generator=g)
-        for start in tqdm(range(0, len(order), 128), desc="judge", disable=not progress):
-            idx = order[start:start + 128]
-            x = to_model_range(images[idx])
-            flip = torch.rand(len(idx), generator=g) < 0.5
-            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-            loss = F.cross_entropy(judge(x), labels[idx])
+    for epoch in range(epochs):
+        for x, y in flipped_batches(images, labels, 128, g, progress, "judge"):
+            loss = F.cross_entropy(judge(x), y)
             opt.zero_grad()
             loss.backward()
             opt.step()
     return judge.eval()
+
+
+def flipped_batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int, generator: torch.Generator,
+                    progress: bool = False, desc: str = "judge"):
+    """One epoch of a judge's training: shuffled batches in [-1, 1], each image flipped with probability 1/2."""
+    order = torch.randperm(len(labels), generator=generator)
+    for start in tqdm(range(0, len(order), batch_size), desc=desc, disable=not progress):
+        idx = order[start:start + batch_size]
+        x = to_model_range(images[idx])
+        flip = torch.rand(len(idx), generator=generator) < 0.5
+        yield torch.where(flip[:, None, None, None], x.flip(-1), x), labels[idx]
 
 
 @torch.no_grad()

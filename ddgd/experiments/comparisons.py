@@ -1,29 +1,43 @@
 """Sentences of the book's tables: one method against the others, cell by cell (book pages: Tables 1-3).
 
-`compare` sets each cell's mean of one method against those of the others, with the spread between
-seeds; `headline` and `describe_comparison` turn that into the sentences the pages print, saying
-whether a difference exceeds the spread. The rows come from `ddgd.experiments.report.summary`.
+`compare` sets each cell's mean of one method against those of the others, and adds the paired
+statistics of `ddgd.experiments.statistics`: the difference of the runs with the same seed, its
+bootstrap interval, the verdict that interval gives and how many seeds would resolve a difference
+of that size. `describe_comparison` and `difference_sentence` write them as the sentences the pages
+print; `headline` and `cell_mean` give a cell's means. The means come from `ddgd.experiments.report.summary`.
 """
 from __future__ import annotations
 
+import math
 import re
 from typing import Sequence
 
 import pandas as pd
 
+from ddgd.experiments import statistics
 from ddgd.experiments.report import NETWORK_ORDER, summary
+from ddgd.experiments.statistics import BETTER, CONFIDENCE, RESAMPLES, TOO_FEW, UNRESOLVED, WORSE
 
-BETTER, WITHIN, WORSE, TOO_FEW = ("better by more than the spread", "within the spread",
-                                  "worse by more than the spread", "too few runs for a spread")
-
-
-COMPARE_COLUMNS = ("method", "other", "mean", "std", "n", "other_mean", "other_std", "other_n", "difference",
-                   "spread", "verdict")
+MANY_SEEDS = 1000  # beyond this, the sentence says "more than" rather than an exact number nobody would run
+COMPARE_COLUMNS = ("method", "other", "mean", "std", "n", "other_mean", "other_std", "other_n", "n_pairs",
+                   "n_unpaired", "mean_diff", "ci_low", "ci_high", "confidence", "verdict", "seeds_needed")
 
 
 def slug(label: str) -> str:
     """A label as a file and glue-key name: lower case, runs of other characters than a-z and 0-9 as one "-"."""
     return re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
+
+
+def _cell_rows(df: pd.DataFrame, value: str, network: str | None, ipc: int | None, column: str) -> pd.DataFrame:
+    """The rows of `value` in one cell; `network` None: the first present (NETWORK_ORDER), `ipc` None: the smallest."""
+    rows = df[df[column] == value] if column in df.columns else df.iloc[0:0]
+    if rows.empty:
+        return rows
+    rank = {n: i for i, n in enumerate(NETWORK_ORDER)}
+    network = network or min(rows["network"].unique(), key=lambda n: (rank.get(n, len(rank)), n))
+    rows = rows[rows["network"] == network]
+    ipc = int(rows["ipc"].min()) if ipc is None and not rows.empty else ipc
+    return rows[rows["ipc"] == ipc]
 
 
 def cell_mean(df: pd.DataFrame, value: str, network: str | None = None, ipc: int | None = None,
@@ -33,28 +47,16 @@ def cell_mean(df: pd.DataFrame, value: str, network: str | None = None, ipc: int
     `network` None takes the first network present (NETWORK_ORDER); `ipc` None the smallest IPC
     present (e.g. the one IPC of the `full` baseline).
     """
-    rows = df[df[column] == value] if column in df.columns else df.iloc[0:0]
-    if rows.empty:
-        return float("nan")
-    rank = {n: i for i, n in enumerate(NETWORK_ORDER)}
-    network = network or min(rows["network"].unique(), key=lambda n: (rank.get(n, len(rank)), n))
-    rows = rows[rows["network"] == network]
-    ipc = int(rows["ipc"].min()) if ipc is None and not rows.empty else ipc
-    rows = rows[rows["ipc"] == ipc]
+    rows = _cell_rows(df, value, network, ipc, column)
     return float(rows[metric].mean()) if not rows.empty else float("nan")
-
-
-def _verdict(method: str, difference: float, spread: float) -> str:
-    if pd.isna(spread):
-        return TOO_FEW
-    if difference > spread:
-        return f"{method} {BETTER}"
-    return f"{method} {WORSE}" if difference < -spread else WITHIN
 
 
 def headline(df: pd.DataFrame, values: Sequence[str], network: str | None = None, ipc: int | None = None,
              metric: str = "best", column: str = "method", decimals: int = 1) -> str:
-    """One cell in words: "ddgd 52.0 %, minimax 48.0 % and random 61.0 %" (`cell_mean` of each value)."""
+    """One cell in words: "ddgd 52.0 %, minimax 48.0 % and random 61.0 %" (`cell_mean` of each value).
+
+    Means only; what a difference between them is worth is `difference_sentence`'s.
+    """
     parts = []
     for v in values:
         mean = cell_mean(df, v, network, ipc, metric, column)
@@ -62,17 +64,57 @@ def headline(df: pd.DataFrame, values: Sequence[str], network: str | None = None
     return ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1] if parts else ""
 
 
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def paired_phrase(n_pairs: int, n_unpaired: int, mean_diff: float, ci_low: float, ci_high: float, verdict: str,
+                  seeds_needed: float | None, confidence: float = CONFIDENCE, decimals: int = 1,
+                  unit: str = " points") -> str:
+    """The paired statistics of one cell in words, e.g. "+0.4 points (95 % CI -0.3 to +1.1, 3 seeds): unresolved;
+    about 12 seeds would resolve a difference of this size".
+
+    The verdict is the interval's (`statistics.verdict`); the number of seeds is `statistics.seeds_needed`'s
+    t rule, named when the difference is unresolved or has too few seeds for a verdict (fewer than
+    `statistics.MIN_PAIRS`), and beside a resolved verdict when the t rule asks for more seeds than were run.
+    """
+    f = f"+.{decimals}f"
+    dropped = f"{_count(n_unpaired, 'unpaired run')} left out" if n_unpaired else ""
+    if n_pairs < 2:
+        said = "no seed has runs of both" if n_pairs == 0 else f"{mean_diff:{f}}{unit} from 1 seed"
+        return said + (f" ({dropped})" if dropped else "") + f": {TOO_FEW}" + (" for an interval" if n_pairs else "")
+    text = (f"{mean_diff:{f}}{unit} ({confidence * 100:g} % CI {ci_low:{f}} to {ci_high:{f}}, "
+            f"{_count(n_pairs, 'seed')}" + (f"; {dropped}" if dropped else "") + f"): {verdict}")
+    needed = None if seeds_needed is None or pd.isna(seeds_needed) else seeds_needed
+    if verdict == TOO_FEW:  # an interval, but from fewer pairs than a verdict needs
+        text += f" for a verdict (it takes {statistics.MIN_PAIRS})"
+    if needed is None:
+        return text
+    if verdict in (UNRESOLVED, TOO_FEW):
+        if math.isinf(needed):
+            return text + "; a mean difference of zero gives no number of seeds that would resolve it"
+        if needed > MANY_SEEDS:
+            return text + f"; it would take more than {MANY_SEEDS:,} seeds to resolve a difference of this size"
+        return text + (f"; about {int(needed)} seeds would resolve a difference of this size" if needed > n_pairs
+                       else "")
+    if needed > n_pairs:
+        return text + f", though a t-interval at this spread would need about {int(needed)} seeds"
+    return text
+
+
 def compare(df: pd.DataFrame, method: str = "ddgd", others: Sequence[str] = ("minimax", "dit", "random"),
             metric: str = "best", by: Sequence[str] = ("dataset", "ipc", "network"),
-            column: str = "method") -> pd.DataFrame:
-    """Per cell of `by` and per other method: both means, their difference and a verdict against the spread.
+            column: str = "method", confidence: float = CONFIDENCE, resamples: int = RESAMPLES,
+            seed: int = 0) -> pd.DataFrame:
+    """Per cell of `by` and per other method: both means, and `method` - other paired by seed, with its verdict.
 
-    The rule: `difference` = mean of `method` - mean of `other`; `spread` = the larger of the two
-    sample standard deviations over seeds (ddof 1). The verdict is "<method> better by more than the
-    spread" when difference > spread, "<method> worse by more than the spread" when difference <
-    -spread, else "within the spread"; with fewer than 2 runs on either side there is no spread and
-    the verdict is "too few runs for a spread". A gap beyond one std is a rough sign that it is more
-    than seed noise, not a significance test: with 2-3 seeds a std is itself uncertain.
+    `mean`, `std`, `n` (and `other_*`) summarise all runs of each side (sample std, ddof 1). The
+    paired columns are `statistics.paired_table`'s: `n_pairs` seeds run by both (`n_unpaired` runs
+    without a partner are left out), `mean_diff` the mean of their differences, `ci_low`/`ci_high`
+    its percentile bootstrap interval at `confidence` (`resamples` resamples, a Generator seeded
+    with `seed`), `verdict` "better" / "worse" when the interval lies above / below 0, "unresolved"
+    when it holds 0, "too few seeds" under 6 pairs (`statistics.MIN_PAIRS`), and `seeds_needed` the t rule's estimate of the
+    seeds that would resolve a difference of this size (NaN: no estimate; inf: a difference of 0).
     Cells where either side has no runs are left out. `column` names what is compared (the
     `variant` column for an ablation). Columns: `by`, then COMPARE_COLUMNS.
     """
@@ -86,21 +128,42 @@ def compare(df: pd.DataFrame, method: str = "ddgd", others: Sequence[str] = ("mi
     if not parts or all(p.empty for p in parts):
         return pd.DataFrame(columns=[*by, *COMPARE_COLUMNS])
     out = pd.concat([p for p in parts if not p.empty], ignore_index=True)
-    out["difference"] = out["mean"] - out["other_mean"]
-    out["spread"] = out[["std", "other_std"]].max(axis=1, skipna=False)
-    out["verdict"] = [_verdict(method, d, sp) for d, sp in zip(out["difference"], out["spread"])]
+    paired = statistics.paired_table(df, method, others, (metric,), by, column, confidence, resamples, seed)
+    paired = paired.drop(columns="metric").rename(columns={"baseline": "other"}).assign(confidence=confidence)
+    out = out.merge(paired, on=[*by, "method", "other"], how="left", validate="one_to_one")
     return out[[*by, *COMPARE_COLUMNS]]
+
+
+def difference_sentence(df: pd.DataFrame, method: str, other: str, network: str | None = None,
+                        ipc: int | None = None, metric: str = "best", column: str = "method", decimals: int = 1,
+                        confidence: float = CONFIDENCE, resamples: int = RESAMPLES, seed: int = 0) -> str:
+    """One cell's paired comparison in words: "ddgd - minimax = +0.4 points (95 % CI -0.3 to +1.1, 3 seeds): ...".
+
+    The cell is `cell_mean`'s (`network` None: the first of `method`'s networks; `ipc` None: its
+    smallest IPC); the statistics are `compare`'s. Rows of several datasets are not told apart:
+    give the rows of one dataset.
+    """
+    a = _cell_rows(df, method, network, ipc, column)
+    if a.empty:
+        return f"{method} - {other}: {method} has no runs yet"
+    b = _cell_rows(df, other, a["network"].iloc[0], int(a["ipc"].iloc[0]), column)
+    if b.empty:
+        return f"{method} - {other}: {other} has no runs yet"
+    p = statistics.paired_statistics(statistics.pair_by_seed(a["seed"], a[metric], b["seed"], b[metric]),
+                                     confidence, resamples, seed)
+    return f"{method} - {other} = " + paired_phrase(p.n_pairs, p.n_unpaired, p.mean_diff, p.ci_low, p.ci_high,
+                                                    p.verdict, p.seeds_needed, confidence, decimals)
 
 
 def _cell_label(row: pd.Series, by: Sequence[str]) -> str:
     return ", ".join(f"IPC {int(row[c])}" if c == "ipc" else str(row[c]) for c in by)
 
 
-def describe_comparison(cmp: pd.DataFrame, decimals: int = 1, unit: str = " %") -> str:
+def describe_comparison(cmp: pd.DataFrame, decimals: int = 1, unit: str = " %", diff_unit: str = " points") -> str:
     """The verdicts of `compare` as Markdown: one bullet per other method with its counts, one sub-bullet per cell.
 
-    Written from the numbers, so the sentences stay true when the results change, whichever way
-    they go.
+    Each cell reads "<means> (n = ... and ...); paired difference <`paired_phrase`>". Written from the
+    numbers, so the sentences stay true when the results change, whichever way they go.
     """
     if cmp.empty:
         return "No cell holds results of both methods being compared yet, so there is nothing to compare."
@@ -108,14 +171,14 @@ def describe_comparison(cmp: pd.DataFrame, decimals: int = 1, unit: str = " %") 
     f = f".{decimals}f"
     lines = []
     for (method, other), group in cmp.groupby(["method", "other"], sort=False):
-        counts = {v: int((group["verdict"].str.endswith(v)).sum()) for v in (BETTER, WITHIN, WORSE, TOO_FEW)}
-        text = (f"- **{method} against {other}**: better by more than the spread in {counts[BETTER]} of "
-                f"{len(group)} cell(s), within the spread in {counts[WITHIN]}, worse by more than the spread in "
-                f"{counts[WORSE]}")
-        lines.append(text + (f", too few runs to tell in {counts[TOO_FEW]}." if counts[TOO_FEW] else "."))
+        counts = {v: int((group["verdict"] == v).sum()) for v in (BETTER, WORSE, UNRESOLVED, TOO_FEW)}
+        text = (f"- **{method} against {other}**: better in {counts[BETTER]} of {len(group)} cell(s), worse in "
+                f"{counts[WORSE]}, unresolved in {counts[UNRESOLVED]}")
+        lines.append(text + (f", too few seeds to tell in {counts[TOO_FEW]}." if counts[TOO_FEW] else "."))
         for _, r in group.iterrows():
-            spread = "no spread" if pd.isna(r["spread"]) else f"spread {r['spread']:{f}}"
+            phrase = paired_phrase(int(r["n_pairs"]), int(r["n_unpaired"]), r["mean_diff"], r["ci_low"],
+                                   r["ci_high"], r["verdict"], r["seeds_needed"], r["confidence"], decimals,
+                                   diff_unit)
             lines.append(f"  - {_cell_label(r, by)}: {r['mean']:{f}}{unit} against {r['other_mean']:{f}}{unit} "
-                         f"(difference {r['difference']:+{f}}, {spread}; n = {r['n']} and {r['other_n']}): "
-                         f"{r['verdict']}.")
+                         f"(n = {r['n']} and {r['other_n']}); paired difference {phrase}.")
     return "\n".join(lines)

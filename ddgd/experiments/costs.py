@@ -23,7 +23,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from ddgd.config import RunConfig
-from ddgd.protocol.imagenet import SUBSETS
+from ddgd.protocol.imagenet import subset_classes
 from ddgd.protocol.networks import build
 from ddgd.protocol.schedule import evaluation_epochs, num_epochs
 
@@ -104,7 +104,7 @@ def experiment_flops(cfg: RunConfig, methods, unit: dict[str, float], finetune_r
     per point and seed).
     """
     ft, sm, ev = cfg.finetune, cfg.sample, cfg.eval
-    k = len(SUBSETS[cfg.data.dataset])
+    k = len(subset_classes(cfg.data))
     seeds = len(ev.seeds)
     generative = [m for m in methods if m in ("dit", "finetune", "minimax", "ddgd")]
     tuned = [m for m in generative if m != "dit"]
@@ -142,7 +142,7 @@ def _units(batch: int, steps: int, difffit: bool, networks: tuple, image_size: i
 def units(cfg: RunConfig) -> dict[str, float]:
     """FLOPs of every unit of work of a paper-scale config, by stage name (counted once per shape)."""
     return dict(_units(cfg.finetune.batch_size, cfg.sample.steps, cfg.finetune.difffit, tuple(cfg.eval.networks),
-                       cfg.eval.image_size, len(SUBSETS[cfg.data.dataset])))
+                       cfg.eval.image_size, len(subset_classes(cfg.data))))
 
 
 def artefact_flops(artefact: str) -> dict[str, float]:

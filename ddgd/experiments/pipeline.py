@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm  # text bars: the same in a terminal, a notebook and the built book
 
+from ddgd.base import distributed
 from ddgd.base.accel import apply_model_switches, autocast, maybe_compile, torch_threads
 from ddgd.base.files import write_text
 from ddgd.base.provenance import git_commit, provenance
@@ -28,13 +29,16 @@ from ddgd.config import IN_CHECKOUT, SAMPLE_STAGES, RunConfig, config_hash, proj
 from ddgd.experiments.results import append_result, completed_runs, locked, result_row, run_key
 from ddgd.experiments.runs import GENERATIVE, run_config
 from ddgd.method.finetune import default_device, finetune, load_finetuned
+from ddgd.method.hub import check_available
 from ddgd.method.latents import LatentCache, cached_latents
 from ddgd.method.models import load_vae
-from ddgd.method.sample import generate, ipc_subset, verify_image_folder, write_image_folder
+from ddgd.method.sample import ipc_subset, verify_image_folder, write_pool
 from ddgd.protocol import loaders
-from ddgd.protocol.data import class_indices, class_names, load_image_folder, load_real, real_baseline
+from ddgd.protocol.cifar import CIFAR
+from ddgd.protocol.data import class_indices, class_names, data_classes, load_image_folder, load_real, real_baseline
 from ddgd.protocol.evaluate import train_and_test
-from ddgd.protocol.imagenet import SUBSETS, ImageNetSubset, check_imagenet_root, diffusion_transform, legacy_test_resize
+from ddgd.protocol.folders import class_files, reads_from_disk, train_set_name
+from ddgd.protocol.imagenet import check_imagenet_root, diffusion_transform, is_imagenet, legacy_test_resize
 from ddgd.protocol.loaders import test_images
 
 
@@ -50,7 +54,7 @@ def cache_dir() -> Path:
 class RealData:
     test_x: torch.Tensor  # uint8 [N, C, H, W] at the evaluation resolution
     test_y: torch.Tensor
-    train_x: torch.Tensor | None  # in memory for small datasets (None for ImageNet subsets, read from disk)
+    train_x: torch.Tensor | None  # in memory for small datasets (None for ImageNet subsets and image folders)
     train_y: torch.Tensor  # labels of every training image
     names: list[str]
     dit_labels: list[int]  # the label the DiT is conditioned on, per local class
@@ -59,36 +63,44 @@ class RealData:
 def load_data(cfg: RunConfig) -> RealData:
     """Test images (and train images when they fit in memory) of the configured dataset."""
     d = cfg.data
-    if d.dataset in SUBSETS:
-        check_imagenet_root(d.root, d.dataset)
+    classes = data_classes(d)  # a bad class list or image folder fails here, before any image is read
+    if reads_from_disk(d.dataset):  # ImageNet subsets and image folders
+        if is_imagenet(d.dataset):
+            check_imagenet_root(d.root, classes)
         ev = cfg.eval
         resize = ev.test_resize or (legacy_test_resize(ev.image_size) if ev.protocol == "legacy" else ev.image_size)
-        test_x, test_y = test_images(d.root, d.dataset, ev.image_size, resize, d.workers)
+        test_x, test_y = test_images(d.root, classes, ev.image_size, resize, d.workers)
         train_x = None  # read from disk when needed: the latent cache, `random`, `full`
-        train_y = torch.tensor(ImageNetSubset(d.root, d.dataset, "train", per_class=d.train_per_class).targets,
+        train_y = torch.tensor(class_files(d.root, classes, "train", per_class=d.train_per_class).targets,
                                dtype=torch.int64)
     else:
-        train_x, train_y = load_real(d.dataset, "train", root=d.root, resolution=d.resolution, download=d.download)
+        # CIFAR stays at its own 32 px: the latent cache brings it to data.resolution image by image
+        size = None if d.dataset in CIFAR else d.resolution
+        train_x, train_y = load_real(d.dataset, "train", root=d.root, resolution=size, download=d.download)
         if d.train_per_class:
             keep = torch.cat([torch.nonzero(train_y == c).squeeze(1)[: d.train_per_class] for c in train_y.unique()])
             keep = keep.sort().values
             train_x, train_y = train_x[keep], train_y[keep]
-        test_x, test_y = load_real(d.dataset, "test", root=d.root, resolution=d.resolution, download=d.download)
+        test_x, test_y = load_real(d.dataset, "test", root=d.root, resolution=size, download=d.download)
     if cfg.eval.test_limit:
         test_x, test_y = test_x[: cfg.eval.test_limit], test_y[: cfg.eval.test_limit]
-    return RealData(test_x, test_y, train_x, train_y, class_names(d.dataset), class_indices(d.dataset))
+    return RealData(test_x, test_y, train_x, train_y, class_names(classes), class_indices(classes))
 
 
 def latent_cache(cfg: RunConfig, data: RealData, root: Path, progress: bool = True) -> LatentCache:
     d = cfg.data
     vae = load_vae(cfg.model.vae_encode).to(default_device())
-    if d.dataset in SUBSETS:
-        dataset = ImageNetSubset(d.root, d.dataset, "train", transform=diffusion_transform(d.resolution, flip=False),
-                                 per_class=d.train_per_class)
-        images, labels = dataset, torch.tensor(dataset.targets)
+    files = None
+    if reads_from_disk(d.dataset):  # the ADM crop at the diffusion resolution; both flip views are encoded
+        files = class_files(d.root, data_classes(d), "train", transform=diffusion_transform(d.resolution, flip=False),
+                            per_class=d.train_per_class)
+        images, labels = files, torch.tensor(files.targets)
+    elif data.train_x.shape[-2:] != (d.resolution, d.resolution):  # CIFAR's 32 px: the same ADM crop, one by one
+        images, labels = loaders.TensorImages(data.train_x, data.train_y, d.resolution), data.train_y
     else:
         images, labels = data.train_x, data.train_y
-    name = d.dataset if not d.train_per_class else f"{d.dataset}-{d.train_per_class}pc"
+    base = train_set_name(d, files)  # a chosen class list or an image folder has a cache of its own
+    name = base if not d.train_per_class else f"{base}-{d.train_per_class}pc"
     if cfg.model.precision != "fp32":
         name += f"-{cfg.model.precision}"  # a cache encoded in bf16 is another cache
     with autocast(cfg.model.precision, default_device()):
@@ -104,7 +116,12 @@ def distill(cfg: RunConfig, root: Path, data: RealData, progress: bool = True) -
     """Fine-tune (unless the method is `dit`); returns the run folder. Resumes an unfinished run."""
     out = run_dir(root, cfg)
     if cfg.finetune.method != "dit":
+        check_available(cfg.model.dit, "transformer")  # before the latent cache: hours of encoding at paper scale
+        if not distributed.is_main():  # under torchrun, rank 0 encodes; the others wait, then read its cache
+            distributed.barrier()
         cache = latent_cache(cfg, data, root, progress)
+        if distributed.is_main():
+            distributed.barrier()
         finetune(cfg, cache, data.dit_labels, out, progress=progress)
     return out
 
@@ -119,16 +136,15 @@ def sample_pool(cfg: RunConfig, out: Path, data: RealData, progress: bool = True
                                   "use another experiment folder")
         return load_image_folder(folder, data.names)
     apply_model_switches(cfg.model)
-    model = load_finetuned(cfg, out)  # on the GPU when there is one
+    model = load_finetuned(cfg, out, len(data.dit_labels))  # on the GPU when there is one
     vae = load_vae(cfg.model.vae_decode).to(default_device())
     s = cfg.sample
-    with autocast(cfg.model.precision, default_device()):
-        images, labels = generate(maybe_compile(model, cfg.model.compile), vae, data.dit_labels, s.pool, s.seed, s.steps,
-                                  s.guidance, s.guided_channels, s.batch_size, progress)
     meta = {"config": to_dict(cfg), "config_hash": config_hash(cfg),
             "sample_hash": config_hash(cfg, *SAMPLE_STAGES), "provenance": provenance()}
-    write_image_folder(images, labels, data.names, folder, meta)
-    return images, labels
+    with autocast(cfg.model.precision, default_device()):  # shared out over the ranks of a torchrun launch
+        write_pool(maybe_compile(model, cfg.model.compile), vae, data.dit_labels, data.names, folder, meta, s.pool,
+                   s.seed, s.steps, s.guidance, s.guided_channels, s.batch_size, progress)
+    return load_image_folder(folder, data.names)  # PNG is lossless: the images as generated
 
 
 def evaluate_set(cfg: RunConfig, images, labels, data: RealData, method: str, ipc: int, network: str, seed: int,
@@ -157,18 +173,19 @@ def record_config(csv: Path, run_cfg: RunConfig) -> None:
 
 
 def real_set(cfg: RunConfig, data: RealData, method: str, ipc: int, seed: int):
-    """The training set of a real-image baseline: in memory, or read from disk for ImageNet subsets.
+    """The training set of a real-image baseline: in memory, or read from disk for ImageNet subsets and image folders.
 
-    `random` on an ImageNet subset reads its IPC images per class; `full` streams the whole subset
-    each epoch (`loaders.StreamedSet`) instead of holding 13,000 images in memory.
+    `random` on a dataset on disk reads its IPC images per class; `full` streams the whole set each
+    epoch (`loaders.StreamedSet`) instead of holding 13,000 images in memory. CIFAR's real images
+    enter the evaluation at their own 32 px.
     """
     d = cfg.data
     if data.train_x is not None:
         return real_baseline(method, data.train_x, data.train_y, ipc, seed)
     if method == "random":
-        return loaders.random_baseline(d.root, d.dataset, d.resolution, ipc, seed, d.workers, d.train_per_class)
+        return loaders.random_baseline(d.root, data_classes(d), d.resolution, ipc, seed, d.workers, d.train_per_class)
     if method == "full":
-        stream = loaders.StreamedSet(d.root, d.dataset, d.resolution, d.workers, d.train_per_class)
+        stream = loaders.StreamedSet(d.root, data_classes(d), d.resolution, d.workers, d.train_per_class)
         return stream, stream.labels
     raise ValueError(f"unknown real baseline {method!r}: choose 'random' or 'full'")
 
@@ -198,14 +215,33 @@ def _run_cell(cfg, run_cfg, cells_cfg, method, seed, todo, root, data, csv, prog
         evaluate_set(cells_cfg[ipc, net], x, y, data, method, ipc, net, seed, csv, progress, variant)
 
 
+def check_models(cfg: RunConfig, methods: tuple[str, ...]) -> None:
+    """Every model the methods will load can be loaded (a local folder, the hub's cache or the hub): checked
+    before the first test image is read, so an unreachable hub or a mistyped id costs no work."""
+    generative = [m for m in methods if m in GENERATIVE]
+    if generative:
+        check_available(cfg.model.dit, "transformer")
+        check_available(cfg.model.vae_decode, "vae")
+    if any(m != "dit" for m in generative):
+        check_available(cfg.model.vae_encode, "vae")
+
+
 def run_experiment(cfg: RunConfig, methods: tuple[str, ...], root: str | Path, csv: str | Path,
-                   progress: bool = True, variant: str = "") -> Path:
-    """Every method x seed x IPC x network of `cfg`, skipping rows the CSV already holds."""
+                   progress: bool = True, variant: str = "", shard: tuple[int, int] | None = None) -> Path:
+    """Every method x seed x IPC x network of `cfg`, skipping rows the CSV already holds.
+
+    `shard=(k, n)`: only the k-th of n shares of the (method, seed) runs (`distributed.shard`, round
+    robin), for n workers that share the experiment folder and the CSV: ranks of a torchrun launch, or
+    the jobs of an array (`ddgd run --shard k/n`). Each run is independent, so no worker waits for another.
+    """
     git_commit()  # pins the commit every row of this run records: the code it starts with
+    check_models(cfg, methods)
     root, csv = Path(root), Path(csv)
     data = load_data(cfg)
     done = completed_runs(csv)
     cells = [(m, s) for s in cfg.eval.seeds for m in methods]
+    if shard is not None:
+        cells = distributed.shard(cells, *shard)
     for method, seed in tqdm(cells, desc=f"{cfg.name}", disable=not progress):
         run_cfg = run_config(cfg, method, seed)
         cells_cfg = {(ipc, net): run_config(cfg, method, seed, ipc, net)

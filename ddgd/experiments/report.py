@@ -3,8 +3,8 @@
 `load_results` reads result CSVs (the rows of `ddgd.experiments.results.append_result`), `select_runs` keeps
 the rows that one configuration produced, `summary` reduces the repeated runs of each cell to mean,
 std (sample std, ddof 1) and n, and `table` lays them out as the paper does: one row per method,
-one column per (network, IPC), cells "mean ± std". `compare` and `describe_comparison` say, cell by
-cell, whether a method beats the others by more than the spread between seeds.
+one column per (network, IPC), cells "mean ± std". `ddgd.experiments.comparisons` says, cell by
+cell, what the paired-by-seed differences between methods resolve (`ddgd.experiments.statistics`).
 The published numbers (`ddgd.experiments.references`) are shaped the same way by
 `reference_table` and `references_markdown`, always labelled with where they come from.
 """

@@ -19,7 +19,6 @@ ema.pt plus done.json. Checkpoints are written to a temporary name and renamed.
 from __future__ import annotations
 
 import json
-import pickle
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,23 +26,24 @@ from pathlib import Path
 import torch
 from tqdm import tqdm  # text bars: the same in a terminal, a notebook and the built book
 
+from ddgd.base import distributed
 from ddgd.base.accel import apply_model_switches, autocast, maybe_compile
 from ddgd.base.files import atomic_write, write_text
-from ddgd.config import FINETUNE_STAGES, RunConfig, config_hash, save_config, to_dict
+from ddgd.config import RunConfig, to_dict
+from ddgd.method.class_table import set_class_table
+from ddgd.method.checkpoints import (RunDirError, checkpoint_id, is_done, load_checkpoint, prepare_run_dir,
+                                     read_checkpoint, save_checkpoint)
 from ddgd.method.diffusion import Schedule, predicted_x0, q_sample
 from ddgd.method.latents import LatentCache
-from ddgd.method.losses import diffusion_loss, minimax_terms, total_loss, vb_term
+from ddgd.method.losses import diffusion_loss, total_loss, vb_term
 from ddgd.method.memory import ClassMemories
+from ddgd.method.memory_terms import memory_terms
 from ddgd.method.models import EMA, copy_parameters, drop_labels, load_transformer, select_trainable
 
 
 def default_device() -> torch.device:
     """The first CUDA GPU when there is one, else the CPU: the same code runs on both."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-class RunDirError(RuntimeError):
-    """The output directory holds another run, or a checkpoint that does not match the config."""
 
 
 @dataclass
@@ -90,8 +90,14 @@ def training_step(model, state: State, cache: LatentCache, dit_labels: torch.Ten
     y_model = drop_labels(dit_labels[y], model.config.num_embeds_ada_norm, ft.class_dropout, g)
     z0, t, eps, y_model = z0.to(device), t.to(device), eps.to(device), y_model.to(device)
     z_t = q_sample(z0, t, eps, schedule)
+    # Under torchrun every rank draws the whole batch (one generator, the same state everywhere) and runs
+    # the DiT on its own share; `splice` reassembles the batch, so the loss and the memories' update below
+    # are those of one process, on every rank (the memories stay identical), and each rank's gradient
+    # flows through its own share only: summed over the ranks, it is the one-process gradient.
+    share = len(idx) // distributed.world()
+    mine = slice(distributed.rank() * share, (distributed.rank() + 1) * share)
     with autocast(cfg.model.precision, device):  # the DiT alone: losses and memories stay float32
-        out = model(z_t, timestep=t, class_labels=y_model).sample.float()
+        out = distributed.splice(model(z_t[mine], timestep=t[mine], class_labels=y_model[mine]).sample.float())
     channels = z0.shape[1]  # the DiT predicts eps and v stacked on the channel axis
     eps_pred, v = out[:, :channels], out[:, channels:]
     l_diff = diffusion_loss(eps_pred, eps)
@@ -99,14 +105,17 @@ def training_step(model, state: State, cache: LatentCache, dit_labels: torch.Ten
     zhat = predicted_x0(z_t, eps_pred, schedule.alphas_cumprod, t)
     terms = None
     if state.memories is not None:  # labels stay on the host: choosing class blocks needs no device sync
-        present = {cl: m for cl in set(y.tolist()) if (m := state.memories.tensors(cl)) is not None}
-        terms = minimax_terms(zhat, y, present, ft.accumulate)
+        # the terms against the memories as they are, then the memories' update with (z0, zhat), in one pass
+        terms = memory_terms(state.memories, zhat, y, z0, ft.accumulate)
     loss = total_loss(l_diff, l_vb, terms, ft.lambda_r, ft.lambda_g)
     state.optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    if distributed.world() > 1:  # every trainable parameter takes part, with a zero gradient if unused
+        params = [p for g in state.optimizer.param_groups for p in g["params"]]
+        for p in params:
+            p.grad = torch.zeros_like(p) if p.grad is None else p.grad
+        distributed.all_reduce_sum_([p.grad for p in params])
     state.optimizer.step()
-    if state.memories is not None:  # after this batch's terms, as the paper does
-        state.memories.update(y, z0, zhat.detach())
     state.ema.update(model)
     state.step += 1
     zero = torch.zeros((), device=device)
@@ -114,89 +123,6 @@ def training_step(model, state: State, cache: LatentCache, dit_labels: torch.Ten
     return {"step": state.step, "loss": loss.detach(), "l_diff": l_diff.detach(),
             "l_vb": l_vb.detach() if l_vb is not None else zero,
             "l_real": terms.l_real.detach() if terms else zero, "l_gen": terms.l_gen.detach() if terms else zero}
-
-
-def logged(history: list[dict]) -> list[dict]:
-    """History entries with their tensors read as floats (one device sync for all pending steps)."""
-    return [{k: float(v) if isinstance(v, torch.Tensor) else v for k, v in h.items()} for h in history]
-
-
-# ------------------------------------------------------------------------------------ bookkeeping
-def _checkpoint_id(cfg: RunConfig) -> str:
-    return config_hash(cfg, *FINETUNE_STAGES)
-
-
-def save_checkpoint(path: Path, model, state: State, cfg: RunConfig) -> None:
-    state.history = logged(state.history)
-    params = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-    blob = {
-        "config_id": _checkpoint_id(cfg), "model": cfg.model.dit, "step": state.step, "trainable": params,
-        "optimizer": state.optimizer.state_dict(), "ema": state.ema.state_dict(),
-        "memories": state.memories.state_dict() if state.memories else None,
-        "generator": state.generator.get_state(), "history": state.history,
-    }
-    with atomic_write(path) as tmp:
-        torch.save(blob, tmp)
-
-
-CHECKPOINT_KEYS = ("config_id", "model", "step", "trainable", "optimizer", "ema", "memories", "generator", "history")
-
-
-def read_checkpoint(path: str | Path, map_location="cpu", keys: tuple[str, ...] = CHECKPOINT_KEYS) -> dict:
-    """A fine-tuning checkpoint (or ema.pt) read safely: tensors and plain containers only.
-
-    `torch.load(weights_only=True)` refuses any pickled object other than tensors, numbers, strings
-    and containers, so a crafted file in a downloaded run folder cannot run code. Every way a file
-    can be unreadable (empty, truncated, foreign, another program's pickle) becomes a `RunDirError`
-    that names the file and the fix.
-    """
-    path = Path(path)
-    fix = f"delete {path} to start that run over, or restore the file from where it came"
-    try:
-        blob = torch.load(path, weights_only=True, map_location=map_location)
-    except FileNotFoundError:
-        raise
-    except pickle.UnpicklingError as err:  # weights_only refuses a global: not a file this package wrote
-        raise RunDirError(f"{path} holds objects other than tensors and plain values, so it was not written by "
-                          f"ddgd and is refused unread ({str(err).splitlines()[0]}): {fix}") from None
-    except (EOFError, RuntimeError, OSError, ValueError) as err:  # empty, truncated or not a torch file
-        raise RunDirError(f"{path} is not a readable checkpoint ({type(err).__name__}: "
-                          f"{str(err).splitlines()[0] if str(err) else 'empty file'}): {fix}") from None
-    missing = [k for k in keys if not isinstance(blob, dict) or k not in blob]
-    if missing:
-        raise RunDirError(f"{path} is not a ddgd checkpoint (it lacks {', '.join(missing)}): {fix}")
-    return blob
-
-
-def load_checkpoint(path: Path, model, state: State, cfg: RunConfig) -> None:
-    blob = read_checkpoint(path, map_location=next(model.parameters()).device)
-    if blob["config_id"] != _checkpoint_id(cfg) or blob["model"] != cfg.model.dit:
-        raise RunDirError(f"checkpoint {path} comes from another model or config ({blob['model']}, "
-                          f"id {blob['config_id']}): use a new output directory or the checkpoint's config")
-    copy_parameters(model, blob["trainable"])
-    state.optimizer.load_state_dict(blob["optimizer"])
-    state.ema.load_state_dict(blob["ema"])
-    if state.memories is not None:
-        state.memories.load_state_dict(blob["memories"])
-    state.generator.set_state(blob["generator"])
-    state.step, state.history = blob["step"], blob["history"]
-
-
-def prepare_run_dir(out: Path, cfg: RunConfig) -> None:
-    """Create `out` for this config, or accept it when it holds the same run; refuse another run's folder."""
-    existing = out / "config.json"
-    if existing.is_file():
-        theirs = json.loads(existing.read_text())
-        if config_hash(theirs, *FINETUNE_STAGES) != _checkpoint_id(cfg):
-            raise RunDirError(f"{out} already holds a run with another config: choose another output "
-                              "directory, or delete it to start over")
-    elif out.exists() and any(out.iterdir()):
-        raise RunDirError(f"{out} is not empty and holds no run config: choose an empty output directory")
-    save_config(cfg, out)
-
-
-def is_done(out: Path) -> bool:
-    return (out / "done.json").is_file()
 
 
 # ---------------------------------------------------------------------------------------- the loop
@@ -210,7 +136,12 @@ def finetune(cfg: RunConfig, cache: LatentCache, dit_labels: list[int], out_dir:
     """
     out = Path(out_dir)
     steps = total_steps(len(cache), cfg)  # refuses a training set smaller than a batch, before anything is written
-    prepare_run_dir(out, cfg)
+    if cfg.finetune.batch_size % distributed.world():
+        raise ValueError(f"finetune.batch_size={cfg.finetune.batch_size} does not split over {distributed.world()} "
+                         "ranks: launch a number of processes that divides it")
+    if distributed.is_main():  # one writer of the run's files; the others read them
+        prepare_run_dir(out, cfg)
+    distributed.barrier()
     if is_done(out):
         return out
     ft = cfg.finetune
@@ -218,6 +149,7 @@ def finetune(cfg: RunConfig, cache: LatentCache, dit_labels: list[int], out_dir:
     apply_model_switches(cfg.model)
     model = load_transformer(cfg.model.dit, numerics=cfg.model.dit_numerics)
     select_trainable(model, ft.difffit, ft.bitfit)
+    set_class_table(model, cfg.model.class_table, len(dit_labels), ft.seed)  # after the selection: it trains
     model.to(default_device()).train()
     forward = maybe_compile(model, cfg.model.compile)  # the same parameters: EMA and checkpoints use `model`
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -241,28 +173,36 @@ def finetune(cfg: RunConfig, cache: LatentCache, dit_labels: list[int], out_dir:
         bar.update(1)
         at_end = state.step == steps or (stop_after is not None and state.step - start >= stop_after)
         if at_end or state.step % ft.checkpoint_every == 0:
-            save_checkpoint(ckpt, model, state, cfg)
+            if state.memories is not None:  # the invariant of several ranks, checked where it is cheap to
+                distributed.check_identical(state.memories.state_dict(), "the memories")
+            if distributed.is_main():
+                save_checkpoint(ckpt, model, state, cfg)
+            distributed.barrier()  # a checkpoint is complete before any rank moves on
         if at_end:
             break
     bar.close()
-    if state.step == steps:
+    if state.step == steps and distributed.is_main():
         with atomic_write(out / "ema.pt") as tmp:
-            torch.save({"config_id": _checkpoint_id(cfg), "model": cfg.model.dit, "ema": state.ema.shadow}, tmp)
+            torch.save({"config_id": checkpoint_id(cfg), "model": cfg.model.dit, "ema": state.ema.shadow}, tmp)
         write_text(out / "done.json", json.dumps({"steps": steps, "wall_s": time.time() - t0,
                                                   "config": to_dict(cfg)["finetune"]}))
     return out
 
 
-def load_finetuned(cfg: RunConfig, run_dir: str | Path | None):
-    """The DiT with the run's EMA weights (the model sampling uses); the pretrained model for `dit`."""
+def load_finetuned(cfg: RunConfig, run_dir: str | Path | None, num_classes: int | None = None):
+    """The DiT with the run's EMA weights (the model sampling uses); the pretrained model for `dit`.
+
+    `num_classes`: the dataset's class count, for a fresh class table (`model.class_table="fresh"`).
+    """
     model = load_transformer(cfg.model.dit, numerics=cfg.model.dit_numerics)
+    set_class_table(model, cfg.model.class_table, num_classes, cfg.finetune.seed)
     if cfg.finetune.method != "dit":
         path = Path(run_dir) / "ema.pt"
         if not path.is_file():
             raise FileNotFoundError(f"{path} is missing: the fine-tuning run in {run_dir} has not finished "
                                     "(rerun `ddgd distill` with the same config to resume it)")
         blob = read_checkpoint(path, keys=("config_id", "model", "ema"))
-        if blob["config_id"] != _checkpoint_id(cfg):
+        if blob["config_id"] != checkpoint_id(cfg):
             raise RunDirError(f"{path} was made with another config: sample with the run's own config.json")
         select_trainable(model, cfg.finetune.difffit, cfg.finetune.bitfit)
         copy_parameters(model, blob["ema"])

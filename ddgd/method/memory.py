@@ -13,117 +13,40 @@ rule from `UPDATE_RULES` removes items until it fits:
 
 Minimax and DDGD therefore differ by one word: the rule's name.
 
-A rule is registered as a chooser ``choose(store) -> slot`` (the next item to remove) and is
+A rule is registered as a chooser ``choose(rows, s) -> slots`` (the next item to remove from each
+row being shrunk, `ddgd.method.slots.Rows`, given the similarity sums s [rows, slots]) and is
 callable as a pure function ``rule(items [m, d], capacity) -> keep`` (LongTensor of kept row
-indices, in their original order), so that it can be tested exactly and timed alone. A
-`MemoryBank` keeps its items in a `SlotStore`: fixed slots that a new item fills in place, with the
-unit-normalised items and their similarity matrix, so that a new item costs its dot products with
-the m stored ones (O(m d)), a removal one column of S, and nothing is copied. Every choice stays on
-the device (no host synchronisation on a GPU).
+indices, in their original order), so that it can be tested exactly and timed alone.
+
+Both memories of every class are rows of one `SlotStore` (`Banks`; a `MemoryBank` is one row), so
+that a batch updates all of them with the same few tensor operations, and
+`ClassMemories.compare_and_update` also returns what the memory terms need from the memories as
+they were, from the same pass over each memory (`ddgd.method.memory_terms`).
 """
 from __future__ import annotations
 
+from collections import Counter
 from typing import Callable
 
 import torch
 
-from ddgd.method.similarity import unit
+from ddgd.method.slots import TIE_TOLERANCE, Chooser, Rows, SlotStore, lengths  # noqa: F401 (TIE_TOLERANCE)
 
 Rule = Callable[[torch.Tensor, int], torch.Tensor]
 UPDATE_RULES: dict[str, Rule] = {}
 
-# Ties are broken by the first index (the oldest item). S is built in blocks as items arrive, so
-# values that are equal in exact arithmetic can differ by rounding; it is kept in float64 and values
-# within this tolerance of the extreme count as tied.
-TIE_TOLERANCE = 1e-9
-_FREE = torch.iinfo(torch.int64).max  # the insertion number of an empty slot
-
-
-class SlotStore:
-    """Items in slots, with insertion numbers (`seq`, the order) and, for the similarity rules, S.
-
-    raw [slots, d]: the items as given; unit [slots, d] float64: normalised; sim [slots, slots]:
-    u_i . u_j. A slot is empty when its seq is _FREE. `count` is known on the host.
-    """
-
-    def __init__(self, similarity: bool):
-        self.similarity = similarity
-        self.raw = self.unit = self.sim = self.seq = None
-        self.count, self.next_seq = 0, 0
-
-    def _grow(self, slots: int, like: torch.Tensor) -> None:
-        old = 0 if self.raw is None else self.raw.shape[0]
-        pad = slots - old
-        dev, d = like.device, like.shape[1]
-        cat = lambda t, extra: extra if t is None else torch.cat([t, extra])  # noqa: E731
-        self.raw = cat(self.raw, like.new_zeros(pad, d))
-        self.seq = cat(self.seq, torch.full((pad,), _FREE, dtype=torch.int64, device=dev))
-        if self.similarity:
-            self.unit = cat(self.unit, torch.zeros(pad, d, dtype=torch.float64, device=dev))
-            sim = torch.zeros(slots, slots, dtype=torch.float64, device=dev)
-            if old:
-                sim[:old, :old] = self.sim
-            self.sim = sim
-
-    def add(self, new: torch.Tensor) -> None:
-        """Write the rows of `new` [n, d] into empty slots (growing the slots when too few are empty)."""
-        n = new.shape[0]
-        if self.raw is None or self.raw.shape[0] < self.count + n:
-            self._grow(self.count + n, new)
-        free = torch.argsort((self.seq != _FREE).to(torch.uint8), stable=True)[:n]  # empty slots first
-        self.raw.index_copy_(0, free, new.to(self.raw))
-        self.seq.index_copy_(0, free, torch.arange(self.next_seq, self.next_seq + n, device=free.device))
-        self.count, self.next_seq = self.count + n, self.next_seq + n
-        if self.similarity:
-            u = unit(new.double())  # [n, d]
-            self.unit.index_copy_(0, free, u)
-            cross = self.unit @ u.T  # [slots, n]: the new items against every slot (empty ones are masked)
-            self.sim.index_copy_(1, free, cross)
-            self.sim.index_copy_(0, free, cross.T.contiguous())
-
-    def alive(self) -> torch.Tensor:
-        return self.seq != _FREE
-
-    def shrink(self, capacity: int, choose: Callable[["SlotStore", torch.Tensor], torch.Tensor]) -> None:
-        """Remove items one at a time, the slot `choose(self, s)` picks, until `capacity` remain."""
-        if self.count <= capacity:
-            return
-        s = (self.sim * self.alive()[None]).sum(1) if self.similarity else None  # s_i over the stored items
-        for _ in range(self.count - capacity):  # a count known on the host
-            k = choose(self, s)
-            self.seq = torch.where(torch.arange(len(self.seq), device=k.device) == k, _FREE, self.seq)
-            if s is not None:
-                s = s - self.sim[:, k]
-        self.count = capacity
-
-    def oldest_among(self, candidates: torch.Tensor) -> torch.Tensor:
-        """The slot with the smallest insertion number among `candidates` (a mask): the first index."""
-        return torch.argmin(torch.where(candidates & self.alive(), self.seq, _FREE))
-
-    def extreme(self, s: torch.Tensor, largest: bool) -> torch.Tensor:
-        alive = self.alive()
-        fill = torch.tensor(float("-inf") if largest else float("inf"), dtype=s.dtype, device=s.device)
-        masked = torch.where(alive, s, fill)
-        top = masked.max() if largest else masked.min()
-        return self.oldest_among((masked - top).abs() <= TIE_TOLERANCE * top.abs().clamp(min=1.0))
-
-    def order(self) -> torch.Tensor:
-        """The occupied slots in insertion order."""
-        return torch.argsort(self.seq)[: self.count]
-
-    def items(self) -> torch.Tensor:
-        return self.raw.index_select(0, self.order())
-
 
 def register(name: str, similarity: bool = True):
-    """Register a chooser `choose(store, s) -> slot` as the update rule `name`, callable as rule(items, capacity)."""
+    """Register a chooser `choose(rows, s) -> slots` as the update rule `name`, callable as rule(items, capacity)."""
 
-    def wrap(choose):
+    def wrap(choose: Chooser):
         def rule(items: torch.Tensor, capacity: int) -> torch.Tensor:
             store = SlotStore(similarity)
-            store.add(items.reshape(items.shape[0], -1))
+            store.add([(0, items.shape[0])], items.reshape(items.shape[0], -1))
             store.shrink(capacity, choose)
-            return torch.sort(store.seq[store.order()]).values  # kept rows: insertion number = row index
+            if store.seq is None:
+                return torch.empty(0, dtype=torch.int64)
+            return store.seq[0].index_select(0, store.order(0))  # kept rows: insertion number = row index
 
         rule.choose, rule.similarity = choose, similarity
         rule.__name__, rule.__doc__ = choose.__name__, choose.__doc__
@@ -134,58 +57,79 @@ def register(name: str, similarity: bool = True):
 
 
 @register("fifo", similarity=False)
-def fifo(store: SlotStore, s=None) -> torch.Tensor:
+def fifo(rows: Rows, s=None) -> torch.Tensor:
     """Keep the newest `capacity` items: remove the oldest."""
-    return store.oldest_among(store.alive())
+    return rows.oldest_among(rows.alive())
 
 
 @register("adaptive")
-def adaptive(store: SlotStore, s: torch.Tensor) -> torch.Tensor:
+def adaptive(rows: Rows, s: torch.Tensor) -> torch.Tensor:
     """DDGD's self-adaptive rule: repeatedly drop the item with the largest similarity sum."""
-    return store.extreme(s, largest=True)
+    return rows.extreme(s, largest=True)
 
 
 @register("adaptive-min")
-def adaptive_min(store: SlotStore, s: torch.Tensor) -> torch.Tensor:
+def adaptive_min(rows: Rows, s: torch.Tensor) -> torch.Tensor:
     """The released code's alternative: repeatedly drop the item with the smallest similarity sum."""
-    return store.extreme(s, largest=False)
+    return rows.extreme(s, largest=False)
 
 
-class MemoryBank:
-    """The memory of one class: at most `capacity` flattened, detached latents.
+Key = tuple[str, int]  # (memory, class label), e.g. ("real", 3)
+Compared = tuple[torch.Tensor, torch.Tensor]  # (cosine similarities [n, slots], empty slots [slots])
 
-    >>> bank = MemoryBank(2, "fifo"); bank.add(torch.eye(3)); bank.tensor()
-    tensor([[0., 1., 0.],
-            [0., 0., 1.]])
+
+class Banks:
+    """Memories of one rule for every class in one `SlotStore`: a row per (memory, class), a capacity per memory.
+
+    ClassMemories keeps M_real and M_gen of all classes here, so that a batch updates all of them at once.
     """
 
-    def __init__(self, capacity: int, rule: str = "adaptive"):
-        if capacity <= 0:
-            raise ValueError(f"memory capacity must be a positive integer, got {capacity} (set n_real / n_gen > 0)")
+    def __init__(self, capacities: dict[str, int], rule: str = "adaptive"):
+        for n in capacities.values():
+            if n <= 0:
+                raise ValueError(f"memory capacity must be a positive integer, got {n} (set n_real / n_gen > 0)")
         if rule not in UPDATE_RULES:
             raise ValueError(f"unknown memory rule {rule!r}: choose one of {', '.join(UPDATE_RULES)}")
-        self.capacity = capacity
-        self.rule = rule
-        self._store = SlotStore(UPDATE_RULES[rule].similarity)
+        self.capacities, self.rule = dict(capacities), rule
+        self.store = SlotStore(UPDATE_RULES[rule].similarity)
+        self.rows: dict[Key, int] = {}  # (memory, label) -> row of the store
+        self._keys: list[Key] = []  # row -> (memory, label)
+        self._caps: list[int] = []  # row -> capacity
         self._finite: torch.Tensor | None = None  # on a GPU the NaN check waits for the next state_dict
 
-    def __len__(self) -> int:
-        return self._store.count
+    def row(self, key: Key) -> int:
+        if key not in self.rows:
+            self.rows[key] = len(self._keys)
+            self._keys.append(key)
+            self._caps.append(self.capacities[key[0]])
+        return self.rows[key]
 
-    def add(self, latents: torch.Tensor) -> None:
-        """Append a batch of latents [n, ...] (stored as [n, d], detached), then apply the rule."""
+    def count(self, key: Key) -> int:
+        row = self.rows.get(key)
+        return self.store.counts[row] if row is not None and row < len(self.store.counts) else 0
+
+    def add(self, groups: list[tuple[Key, int]], latents: torch.Tensor,
+            probes: dict[Key, int] | None = None) -> dict[Key, tuple[torch.Tensor, torch.Tensor]]:
+        """Add latents [n, ...] by groups (key, k): the next k items go to memory `key`; then apply the rule.
+
+        `probes`, keyed by memory, and the result as `SlotStore.add` (before the rule removes anything).
+        """
         new = latents.detach().reshape(latents.shape[0], -1)
-        if new.shape[0] == 0:
-            return
-        if self._store.raw is not None and self._store.raw.shape[1] != new.shape[1]:
-            raise ValueError(f"latent size {new.shape[1]} does not match the memory's {self._store.raw.shape[1]}")
-        finite = torch.isfinite(new).all()
+        groups = [(self.row(key), k) for key, k in groups if k]
+        if not groups:
+            return {}
+        if self.store.raw is not None and self.store.raw.shape[2] != new.shape[1]:
+            raise ValueError(f"latent size {new.shape[1]} does not match the memory's {self.store.raw.shape[2]}")
+        wide = new.double()  # exact
+        finite = torch.isfinite(lengths(wide)).all()
         if new.device.type == "cpu":
             self._check_finite(finite)
         else:  # reading the flag now would stop the GPU every step
             self._finite = finite if self._finite is None else self._finite & finite
-        self._store.add(new)
-        self._store.shrink(self.capacity, UPDATE_RULES[self.rule].choose)
+        probes = {self.rows[key]: p for key, p in (probes or {}).items()}
+        found = self.store.add(groups, new, wide, reserve=max(self.capacities.values()), probes=probes)
+        self.store.shrink(self._caps, UPDATE_RULES[self.rule].choose)
+        return {self._keys[row]: v for row, v in found.items()}
 
     @staticmethod
     def _check_finite(finite: torch.Tensor) -> None:
@@ -193,14 +137,53 @@ class MemoryBank:
             raise ValueError("latents with NaN or inf reached the memory: the model diverged (lower "
                              "finetune.lr, or check the timestep schedule)")
 
-    def tensor(self) -> torch.Tensor:
-        """The stored items [m, d] (an empty [0, 0] tensor before the first add)."""
-        return torch.empty(0, 0) if self._store.count == 0 else self._store.items()
-
-    def state_dict(self) -> dict:
+    def check_finite(self) -> None:
         if self._finite is not None:
             self._check_finite(self._finite)
             self._finite = None
+
+    def items(self, key: Key) -> torch.Tensor:
+        """The stored items of one memory [m, d] in insertion order (an empty [0, 0] tensor while it has none)."""
+        return self.store.items(self.rows[key]) if self.count(key) else torch.empty(0, 0)
+
+    def unit_items(self, keys: list[Key], slots: torch.Tensor) -> torch.Tensor:
+        """unit(item) in slot slots[p] of memory keys[p]: [P, d], a copy."""
+        rows = torch.tensor([self.rows[key] for key in keys]).to(slots.device, non_blocking=True)
+        return self.store.unit[rows, slots]
+
+    def load(self, key: Key, items: torch.Tensor | None) -> None:
+        """Replace the items of one memory (S is rebuilt from them)."""
+        self.store.clear(self.row(key))
+        if items is not None and len(items):
+            self.add([(key, items.shape[0])], items)
+
+
+class MemoryBank:
+    """The memory of one class: at most `capacity` flattened, detached latents (a row of `Banks`, its own by default).
+
+    >>> bank = MemoryBank(2, "fifo"); bank.add(torch.eye(3)); bank.tensor()
+    tensor([[0., 1., 0.],
+            [0., 0., 1.]])
+    """
+
+    def __init__(self, capacity: int, rule: str = "adaptive", banks: Banks | None = None, key: Key = ("", 0)):
+        self._banks = banks if banks is not None else Banks({key[0]: capacity}, rule)
+        self.capacity, self.rule, self.key = capacity, rule, key
+        self._banks.row(key)
+
+    def __len__(self) -> int:
+        return self._banks.count(self.key)
+
+    def add(self, latents: torch.Tensor) -> None:
+        """Append a batch of latents [n, ...] (stored as [n, d], detached), then apply the rule."""
+        self._banks.add([(self.key, latents.shape[0])], latents)
+
+    def tensor(self) -> torch.Tensor:
+        """The stored items [m, d] (an empty [0, 0] tensor before the first add)."""
+        return self._banks.items(self.key)
+
+    def state_dict(self) -> dict:
+        self._banks.check_finite()
         return {"capacity": self.capacity, "rule": self.rule, "items": self.tensor() if len(self) else None}
 
     def load_state_dict(self, state: dict) -> None:
@@ -209,33 +192,58 @@ class MemoryBank:
                 f"memory state (capacity {state['capacity']}, rule {state['rule']}) does not match this bank "
                 f"(capacity {self.capacity}, rule {self.rule}): resume with the config of the checkpoint"
             )
-        self._store = SlotStore(UPDATE_RULES[self.rule].similarity)  # S is rebuilt from the items
-        if state["items"] is not None:
-            self._store.add(state["items"])
+        self._banks.load(self.key, state["items"])
 
 
 class ClassMemories:
-    """M_real and M_gen for every class, created on first sight of a class."""
+    """M_real and M_gen for every class, created on first sight of a class (all of them rows of one `Banks`)."""
 
     def __init__(self, n_real: int, n_gen: int, rule: str):
         self.n_real, self.n_gen, self.rule = n_real, n_gen, rule
+        self._banks = Banks({"real": n_real, "gen": n_gen}, rule)
         self.real: dict[int, MemoryBank] = {}
         self.gen: dict[int, MemoryBank] = {}
 
     def banks(self, label: int) -> tuple[MemoryBank, MemoryBank]:
         if label not in self.real:
-            self.real[label] = MemoryBank(self.n_real, self.rule)
-            self.gen[label] = MemoryBank(self.n_gen, self.rule)
+            self.real[label] = MemoryBank(self.n_real, self.rule, self._banks, ("real", label))
+            self.gen[label] = MemoryBank(self.n_gen, self.rule, self._banks, ("gen", label))
         return self.real[label], self.gen[label]
 
     def update(self, labels: torch.Tensor, z0: torch.Tensor, zhat: torch.Tensor) -> None:
-        """Add the batch's real latents and predicted latents to their class memories."""
+        """Add the batch's real latents and predicted latents to their class memories, all at once."""
+        self.compare_and_update(labels, z0, zhat, compare=False)
+
+    def compare_and_update(self, labels: torch.Tensor, z0: torch.Tensor, zhat: torch.Tensor,
+                           compare: bool = True) -> dict[int, tuple[Compared, Compared]]:
+        """`update`, returning for each class of the batch that had a memory the cosine similarities of its
+        zhat with M_real[c] and with M_gen[c] as they were, from the update's one pass over each memory.
+
+        {c: (M_real's, M_gen's)}, each (sims [n_c, slots] float64, rows in batch order; empty [slots], True
+        where the memory held no item); a slot indexes `unit_items`.
+        """
         labels = labels.cpu()  # class blocks chosen on the host (labels on a GPU would cost a sync)
-        for c in sorted(set(labels.tolist())):
-            real, gen = self.banks(c)
-            rows = torch.nonzero(labels == c).squeeze(1).to(z0.device, non_blocking=True)
-            real.add(z0.index_select(0, rows))
-            gen.add(zhat.index_select(0, rows))
+        sizes = sorted(Counter(labels.tolist()).items())  # (class, items in the batch), ascending labels
+        had = [c for c, _ in sizes if c in self.real and len(self.real[c])] if compare else []
+        for c, _ in sizes:
+            self.banks(c)
+        # Class by class (ascending, batch order within), zhat_c then z0_c: M_gen[c] takes the first, M_real[c]
+        # the second and is compared with the first just before its own (probes): each memory is read once.
+        rows, b = {c: [] for c, _ in sizes}, len(labels)
+        for i, c in enumerate(labels.tolist()):
+            rows[c].append(i)
+        order = torch.tensor([i + shift for c, _ in sizes for shift in (0, b) for i in rows[c]])  # of [zhat; z0]
+        new = torch.cat([zhat.detach().flatten(1), z0.flatten(1)])
+        new = new.index_select(0, order.to(z0.device, non_blocking=True))
+        groups = [((m, c), n) for c, n in sizes for m in ("gen", "real")]
+        probes = {key: p for c, n in sizes if c in had for key, p in ((("gen", c), 0), (("real", c), n))}
+        found = self._banks.add(groups, new, probes)
+        n = dict(sizes)  # the first n_c rows of either: zhat_c (M_real's probes, M_gen's own items)
+        return {c: tuple((found[(m, c)][0][:n[c]], found[(m, c)][1]) for m in ("real", "gen")) for c in had}
+
+    def unit_items(self, memory: str, labels: list[int], slots: torch.Tensor) -> torch.Tensor:
+        """unit(M[c][slot]) for memory "real" or "gen" of each class labels[p], slot slots[p]: [P, d]."""
+        return self._banks.unit_items([(memory, c) for c in labels], slots)
 
     def tensors(self, label: int) -> tuple[torch.Tensor, torch.Tensor] | None:
         """(M_real[c], M_gen[c]) as tensors, or None if the class has no memory yet."""

@@ -2,7 +2,7 @@
 
 `load_transformer` and `load_vae` take a hub id (``facebook/DiT-XL-2-256`` reads its ``transformer``
 subfolder), a local folder written by ``save_pretrained``, or the name of a small config from
-`SMALL_CONFIGS` (random weights, for tests and pretraining). The same code path serves all three.
+`ddgd.method.hub.SMALL_CONFIGS` (random weights, for tests and pretraining). The same code path serves all three.
 
 Two fixes to diffusers' DiT layout (documented on the deviations page):
 * diffusers keeps a copy of the timestep/class embedder in every block; `tie_embedders` makes all
@@ -13,68 +13,12 @@ Two fixes to diffusers' DiT layout (documented on the deviations page):
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import torch
 import torch.nn as nn
 from diffusers import AutoencoderKL, DiTTransformer2DModel
 
-# Small configs: "tiny" for tests (seconds), "fashion" for the embedded Fashion-MNIST model,
-# "bench" for the benchmarks at paper latent shapes (6 layers, hidden 384, patch 2).
-SMALL_CONFIGS: dict[str, dict] = {
-    "tiny": dict(
-        dit=dict(num_attention_heads=2, attention_head_dim=16, in_channels=4, out_channels=8, num_layers=2,
-                 sample_size=4, patch_size=2, num_embeds_ada_norm=10, norm_type="ada_norm_zero"),
-        vae=dict(in_channels=1, out_channels=1, down_block_types=("DownEncoderBlock2D",) * 3,
-                 up_block_types=("UpDecoderBlock2D",) * 3, block_out_channels=(8, 16, 16), layers_per_block=1,
-                 latent_channels=4, norm_num_groups=4, sample_size=16),
-    ),
-    "fashion": dict(
-        dit=dict(num_attention_heads=3, attention_head_dim=64, in_channels=4, out_channels=8, num_layers=6,
-                 sample_size=8, patch_size=2, num_embeds_ada_norm=10, norm_type="ada_norm_zero"),
-        vae=dict(in_channels=1, out_channels=1, down_block_types=("DownEncoderBlock2D",) * 3,
-                 up_block_types=("UpDecoderBlock2D",) * 3, block_out_channels=(16, 32, 64), layers_per_block=1,
-                 latent_channels=4, norm_num_groups=16, sample_size=32),
-    ),
-    "bench": dict(
-        dit=dict(num_attention_heads=6, attention_head_dim=64, in_channels=4, out_channels=8, num_layers=6,
-                 sample_size=32, patch_size=2, num_embeds_ada_norm=10, norm_type="ada_norm_zero"),
-        vae=dict(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
-                 up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(128, 256, 512, 512),
-                 layers_per_block=2, latent_channels=4, norm_num_groups=32, sample_size=256),
-    ),
-}
-HUB_PREFIXES = ("facebook/", "stabilityai/")
-
-
-def resolve_path(spec: str) -> Path | None:
-    """A local folder for `spec`: as given, or relative to the project root (so notebooks find data/)."""
-    for base in (Path.cwd(), Path(__file__).resolve().parents[2]):
-        path = (base / spec).resolve()
-        if path.is_dir():
-            return path
-    return None
-
-
-def _load(cls, spec: str, subfolder: str, small_key: str, seed: int):
-    if spec in SMALL_CONFIGS:
-        torch.manual_seed(seed)
-        return cls(**SMALL_CONFIGS[spec][small_key])
-    path = resolve_path(spec)
-    if path is not None:
-        if (path / "config.json").is_file():
-            return cls.from_pretrained(path)
-        if (path / subfolder / "config.json").is_file():
-            return cls.from_pretrained(path, subfolder=subfolder)
-        raise FileNotFoundError(f"{path} holds no config.json (nor {subfolder}/config.json): is it a save_pretrained folder?")
-    if "/" in spec and not spec.startswith((".", "/")) and spec.count("/") == 1:
-        try:
-            return cls.from_pretrained(spec, subfolder=subfolder if cls is DiTTransformer2DModel else None)
-        except OSError as err:  # no network, or no such repo
-            raise OSError(f"could not load {spec!r} from the model hub ({err}). Download it once with network access "
-                          f"(huggingface-cli download {spec}) or pass a local save_pretrained folder.") from err
-    raise FileNotFoundError(f"model {spec!r} is neither a local folder, a hub id, nor one of {', '.join(SMALL_CONFIGS)}")
-
+from ddgd.method.hub import load_model
 
 def load_transformer(spec: str, seed: int = 0, numerics: str = "diffusers") -> DiTTransformer2DModel:
     """The class-conditional DiT; its embedders are tied and its per-block label dropout is off.
@@ -82,7 +26,7 @@ def load_transformer(spec: str, seed: int = 0, numerics: str = "diffusers") -> D
     `numerics="original"` makes the model compute what the original DiT code computes
     (`original_numerics`): the definitions the hub's DiT-XL/2 weights were trained with.
     """
-    model = _load(DiTTransformer2DModel, spec, "transformer", "dit", seed)
+    model = load_model(DiTTransformer2DModel, spec, "transformer", "dit", seed)
     tie_embedders(model)
     if numerics == "original":
         original_numerics(model)
@@ -112,7 +56,7 @@ def original_numerics(model: DiTTransformer2DModel) -> None:
 
 def load_vae(spec: str, seed: int = 0) -> AutoencoderKL:
     """The VAE; a hub id like ``stabilityai/sd-vae-ft-mse`` is a repo of its own (no subfolder)."""
-    return _load(AutoencoderKL, spec, "vae", "vae", seed)
+    return load_model(AutoencoderKL, spec, "vae", "vae", seed)
 
 
 def num_classes(model: DiTTransformer2DModel) -> int:
@@ -144,11 +88,18 @@ def drop_labels(labels: torch.Tensor, null: int, p: float, generator: torch.Gene
 
 
 # ---------------------------------------------------------------------------------------------- DiffFit
-def _scale_output(module: nn.Module, size: int, name: str = "ddgd_gamma") -> nn.Parameter:
+GAMMA = "ddgd_gamma"
+
+
+def _times_gamma(module: nn.Module, args, out: torch.Tensor) -> torch.Tensor:
+    return out * getattr(module, GAMMA)
+
+
+def _scale_output(module: nn.Module, size: int) -> nn.Parameter:
     """Give `module` a gamma (init 1) that multiplies its output: DiffFit's scale factor."""
     gamma = nn.Parameter(torch.ones(size))
-    module.register_parameter(name, gamma)
-    module.register_forward_hook(lambda mod, args, out: out * getattr(mod, name))
+    module.register_parameter(GAMMA, gamma)
+    module.register_forward_hook(_times_gamma)
     return gamma
 
 
@@ -166,11 +117,43 @@ def apply_difffit(model: DiTTransformer2DModel) -> list[str]:
         _scale_output(block.ff, dim)  # residual branch of the MLP
     names = []
     for name, p in model.named_parameters():
-        train = name.endswith("bias") or "ddgd_gamma" in name or "class_embedder" in name
+        train = name.endswith("bias") or GAMMA in name or "class_embedder" in name
         p.requires_grad_(train)
         if train:
             names.append(name)
     return names
+
+
+def _output_linear(module: nn.Module) -> nn.Linear:
+    """The Linear that produces `module`'s output: itself, attention's `to_out[0]`, or the MLP's last one."""
+    if isinstance(module, nn.Linear):
+        return module
+    if hasattr(module, "to_out"):  # diffusers Attention: to_out = [Linear, Dropout]
+        return module.to_out[0]
+    return [m for m in module.net if isinstance(m, nn.Linear)][-1]  # FeedForward: GELU(proj), Dropout, Linear
+
+
+@torch.no_grad()
+def fold_difffit(model: DiTTransformer2DModel) -> DiTTransformer2DModel:
+    """A copy with every DiffFit gamma multiplied into the layer whose output it scales, in diffusers' layout.
+
+    gamma * (W x + b) = (diag(gamma) W) x + gamma b, so the copy computes the same function (to float
+    rounding) with plain diffusers modules: no extra parameters, no hooks, one embedder per block
+    (`untied_copy`), which `save_pretrained` writes and `DiTTransformer2DModel.from_pretrained` reads.
+    A gamma on a whole residual branch (attention, MLP) acts on that branch's output Linear, beside
+    the Linear's own gamma; the branch's dropouts are elementwise and commute with it.
+    """
+    out = untied_copy(model)
+    for module in [m for m in out.modules() if GAMMA in m._parameters]:  # diagonal scalings commute: any order
+        gamma = module._parameters.pop(GAMMA).detach()
+        linear = _output_linear(module)
+        linear.weight.mul_(gamma[:, None])
+        if linear.bias is not None:
+            linear.bias.mul_(gamma)
+        for key, hook in list(module._forward_hooks.items()):
+            if hook is _times_gamma:
+                del module._forward_hooks[key]
+    return out.requires_grad_(False)
 
 
 def apply_bitfit(model: DiTTransformer2DModel) -> list[str]:

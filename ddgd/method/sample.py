@@ -23,7 +23,8 @@ from diffusers import AutoencoderKL, DiTTransformer2DModel
 from PIL import Image
 from tqdm import tqdm  # text bars: the same in a terminal, a notebook and the built book
 
-from ddgd.base.files import atomic_dir, folder_name
+from ddgd.base import distributed
+from ddgd.base.files import atomic_dir, finish_partial, folder_name, partial_dir, start_partial
 from ddgd.method.diffusion import Schedule, learned_log_variance, posterior_mean, predicted_x0
 from ddgd.method.latents import decode, to_uint8
 
@@ -78,21 +79,56 @@ def sample_latents(model: DiTTransformer2DModel, labels: list[int], indices: lis
     return z
 
 
+def pool_batches(n_classes: int, pool: int, batch_size: int) -> list[list[tuple[int, int]]]:
+    """The (local class, index) pairs of a pool, class-major, cut into sampling batches of `batch_size`.
+
+    A batch is the unit of work that ranks share out (`ddgd.base.distributed.shard`): every image is
+    computed in the batch it has in a one-process run, so a pool sampled by N processes is the same,
+    bit for bit, as one sampled by one.
+    """
+    pairs = [(c, i) for c in range(n_classes) for i in range(pool)]
+    return [pairs[start:start + batch_size] for start in range(0, len(pairs), batch_size)]
+
+
 @torch.no_grad()
+def generate_batches(model: DiTTransformer2DModel, vae: AutoencoderKL, dit_labels: list[int],
+                     batches: list[list[tuple[int, int]]], seed: int, steps: int = 50, guidance: float = 4.0,
+                     guided_channels: int | None = 3, progress: bool = True):
+    """Yield (pairs, uint8 images [B, C, H, W]) for each batch of (local class, index) pairs."""
+    for chunk in tqdm(batches, desc="sampling", disable=not progress):
+        labels = [c for c, _ in chunk]
+        z = sample_latents(model, labels, [i for _, i in chunk], [dit_labels[c] for c in labels], seed,
+                           steps, guidance, guided_channels)
+        yield chunk, to_uint8(decode(vae, z.to(next(vae.parameters()).device))).cpu()
+
+
 def generate(model: DiTTransformer2DModel, vae: AutoencoderKL, dit_labels: list[int], pool: int, seed: int,
              steps: int = 50, guidance: float = 4.0, guided_channels: int | None = 3, batch_size: int = 50,
              progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """`pool` images for every class: uint8 images [K * pool, C, H, W] and local labels, class-major."""
-    pairs = [(c, i) for c in range(len(dit_labels)) for i in range(pool)]
-    images = []
-    for start in tqdm(range(0, len(pairs), batch_size), desc="sampling", disable=not progress):
-        chunk = pairs[start:start + batch_size]
-        labels = [c for c, _ in chunk]
-        z = sample_latents(model, labels, [i for _, i in chunk], [dit_labels[c] for c in labels], seed,
-                           steps, guidance, guided_channels)
-        images.append(to_uint8(decode(vae, z.to(next(vae.parameters()).device))).cpu())
-    labels = torch.tensor([c for c, _ in pairs])
-    return torch.cat(images), labels
+    batches = pool_batches(len(dit_labels), pool, batch_size)
+    images = [x for _, x in generate_batches(model, vae, dit_labels, batches, seed, steps, guidance, guided_channels,
+                                             progress)]
+    return torch.cat(images), torch.tensor([c for chunk in batches for c, _ in chunk])
+
+
+def write_pngs(folder: Path, pairs: list[tuple[int, int]], images: torch.Tensor, class_names: list[str]) -> None:
+    """PNG `<class>/<index:04d>.png` for each (local class, index) pair and its uint8 image [C, H, W]."""
+    for (c, k), img in zip(pairs, images):
+        (folder / folder_name(class_names[c])).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img.permute(1, 2, 0).squeeze(-1).numpy()).save(folder / f"{folder_name(class_names[c])}/{k:04d}.png")
+
+
+def write_manifest(folder: Path, meta: dict) -> dict:
+    """manifest.json of the PNGs in `folder`: `meta`, per-class counts and every file's SHA-256."""
+    files = sorted(str(p.relative_to(folder)) for p in folder.glob("*/*.png"))
+    hashes = {rel: hashlib.sha256((folder / rel).read_bytes()).hexdigest() for rel in files}
+    counts: dict[str, int] = {}
+    for rel in files:
+        counts[rel.split("/")[0]] = counts.get(rel.split("/")[0], 0) + 1
+    manifest = {**meta, "counts": counts, "files": hashes}
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    return manifest
 
 
 def write_image_folder(images: torch.Tensor, labels: torch.Tensor, class_names: list[str], out_dir: str | Path,
@@ -100,24 +136,49 @@ def write_image_folder(images: torch.Tensor, labels: torch.Tensor, class_names: 
     """An ImageFolder tree of PNGs plus manifest.json (meta, counts, file hashes), written atomically.
 
     The tree is written to a temporary sibling and renamed into place, so an interrupted export never
-    leaves a folder that looks complete.
+    leaves a folder that looks complete. Images are numbered per class in the order given.
     """
     out = Path(out_dir)
-    counts: dict[str, int] = {}
-    hashes: dict[str, str] = {}
+    seen: dict[int, int] = {}
+    pairs = []
+    for c in labels.tolist():
+        pairs.append((c, seen.get(c, 0)))
+        seen[c] = seen.get(c, 0) + 1
     with atomic_dir(out, "choose another output folder or delete it") as tmp:
-        for img, c in zip(images, labels.tolist()):
-            name = folder_name(class_names[c])
-            k = counts.get(name, 0)
-            rel = f"{name}/{k:04d}.png"
-            (tmp / name).mkdir(parents=True, exist_ok=True)
-            arr = img.permute(1, 2, 0).squeeze(-1).numpy()
-            Image.fromarray(arr).save(tmp / rel)
-            hashes[rel] = hashlib.sha256((tmp / rel).read_bytes()).hexdigest()
-            counts[name] = k + 1
-        manifest = {**meta, "counts": counts, "files": hashes}
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        write_pngs(tmp, pairs, images, class_names)
+        write_manifest(tmp, meta)
     return out
+
+
+def write_pool(model: DiTTransformer2DModel, vae: AutoencoderKL, dit_labels: list[int], class_names: list[str],
+               folder: str | Path, meta: dict, pool: int, seed: int, steps: int = 50, guidance: float = 4.0,
+               guided_channels: int | None = 3, batch_size: int = 50, progress: bool = True) -> Path:
+    """Sample a pool of `pool` images per class into an ImageFolder with its manifest; returns the folder.
+
+    In one process, or shared out over the ranks of a torchrun launch: each rank samples every n-th
+    batch of `pool_batches` and writes its PNGs into the one ``<folder>.partial`` (a file system all
+    ranks see); rank 0 writes the manifest and renames the folder once every rank is done. The noise
+    of an image derives from (seed, class, index) and its batch is the one it has in a one-process
+    run, so the PNGs and the manifest are the same bit for bit, whatever the number of processes.
+    """
+    folder = Path(folder)
+    if folder.exists():  # every rank sees the same file system: all refuse together, none waits alone
+        raise FileExistsError(f"{folder} exists already: choose another output folder or delete it")
+    batches = pool_batches(len(dit_labels), pool, batch_size)
+    mine = [batches[i] for i in distributed.shard(range(len(batches)))]
+    if distributed.is_main():
+        start_partial(folder)  # a partial folder left by a killed run is cleared, as atomic_dir does
+    distributed.barrier()
+    tmp = partial_dir(folder)
+    for pairs, images in generate_batches(model, vae, dit_labels, mine, seed, steps, guidance, guided_channels,
+                                          progress and distributed.is_main()):
+        write_pngs(tmp, pairs, images, class_names)
+    distributed.barrier()  # every rank's images are on disk
+    if distributed.is_main():
+        write_manifest(tmp, meta)
+        finish_partial(folder)
+    distributed.barrier()  # the pool is in place for every rank
+    return folder
 
 
 class PoolError(ValueError):

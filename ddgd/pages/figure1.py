@@ -212,8 +212,8 @@ def verdict(summary: pd.DataFrame) -> str:
     """One sentence, computed from `summarise` output, on how DDGD fares against the other methods.
 
     A difference no larger than the larger of the two standard deviations over seeds is called
-    "on a par" (the rule of `ddgd.experiments.comparisons.compare`), so the sentence never claims more than the
-    runs show.
+    "on a par" (a rough rule for this toy figure; the tables pair runs by seed, `ddgd.experiments.statistics`),
+    so the sentence never claims more than the runs show.
     """
     s = summary.set_index("method")
     if not {"finetune", "minimax", "ddgd"} <= set(s.index):

@@ -34,7 +34,7 @@ from ddgd.embedded.quality import conditional_accuracy, diversity_ratio, predict
 from ddgd.experiments.runs import with_seed
 from ddgd.method.sample import ipc_subset, write_image_folder
 from ddgd.protocol.data import load_image_folder, real_baseline, resize
-from ddgd.protocol.imagenet import ImageNetSubset, eval_transform
+from ddgd.protocol.imagenet import ImageNetSubset, eval_transform, subset_classes
 
 REAL = "real"
 DISPLAY = {REAL: "Original", "dit": "DiT", "finetune": "Fine-tuned", "minimax": "Minimax", "ddgd": "DDGD (ours)"}
@@ -92,7 +92,7 @@ def gallery_real_images(cfg: RunConfig, data, size: int, ipc: int | None = None,
         x, y = (data.train_x, data.train_y) if ipc is None else real_baseline("random", data.train_x,
                                                                                data.train_y, ipc, seed)
         return resize(x, size), y
-    subset = ImageNetSubset(cfg.data.root, cfg.data.dataset, "train", transform=eval_transform(size))
+    subset = ImageNetSubset(cfg.data.root, subset_classes(cfg.data), "train", transform=eval_transform(size))
     targets = torch.tensor(subset.targets)
     index = torch.arange(len(targets))
     if ipc is not None:  # the same seeded draw as real_baseline, applied to file indices

@@ -15,7 +15,7 @@ from typing import Mapping, Sequence
 import pandas as pd
 import torch
 
-from ddgd.method.finetune import read_checkpoint
+from ddgd.method.checkpoints import read_checkpoint
 from ddgd.method.similarity import cosine_matrix, unit
 from ddgd.pages.walkthrough import decode_items
 

@@ -25,10 +25,11 @@ import torch
 
 from ddgd.config import RunConfig, resolve
 from ddgd.experiments.runs import GENERATIVE
-from ddgd.method.finetune import batch_indices, read_checkpoint
+from ddgd.method.checkpoints import read_checkpoint
+from ddgd.method.finetune import batch_indices
 from ddgd.method.latents import LatentCache, build_cache, decode, encode, to_model_range, to_uint8
 from ddgd.method.models import load_vae
-from ddgd.protocol.imagenet import SUBSETS, ImageNetSubset, diffusion_transform
+from ddgd.protocol.imagenet import ImageNetSubset, diffusion_transform, is_imagenet, subset_classes
 
 
 FINE_TUNED = ("finetune", "minimax", "ddgd")  # the methods whose run has a loss history (not dit, random)
@@ -62,9 +63,9 @@ def real_images(cfg: RunConfig, data, classes: Sequence[int] | None = None) -> t
     disk (ADM crop, no flip), only the images asked for.
     """
     d = cfg.data
-    imagenet = d.dataset in SUBSETS
+    imagenet = is_imagenet(d.dataset)
     if imagenet:
-        subset = ImageNetSubset(d.root, d.dataset, "train", transform=diffusion_transform(d.resolution, flip=False))
+        subset = ImageNetSubset(d.root, subset_classes(d), "train", transform=diffusion_transform(d.resolution, flip=False))
         labels = torch.tensor(subset.targets)
     else:
         labels = data.train_y

@@ -1,5 +1,6 @@
 """Real data of every dataset: class lists and labels, Fashion-MNIST, sklearn's digits, image folders,
-and the real-image baselines. The ImageNet subsets' files and transforms are in `ddgd.protocol.imagenet`.
+and the real-image baselines. The ImageNet subsets' files and transforms are in `ddgd.protocol.imagenet`,
+image folders of one's own (`imagefolder`) in `ddgd.protocol.folders`, CIFAR in `ddgd.protocol.cifar`.
 
 Fashion-MNIST is read from its four idx files (Debian's `dataset-fashion-mnist` package or
 torchvision's download); sklearn's 8x8 digits serve the seconds-long tests. All in-memory images are
@@ -18,7 +19,12 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ddgd.base.files import folder_name
-from ddgd.protocol.imagenet import SUBSETS, DataError, ImageNetSubset, eval_transform, imagenet_wnids
+from ddgd.config import DataConfig
+from ddgd.protocol.cifar import CIFAR, CIFAR_SIZE, load_cifar
+from ddgd.protocol.folders import IMAGEFOLDER, FolderClasses, check_image_folder, class_files
+from ddgd.protocol.folders import check_data_root as check_data_root  # what validation calls, beside DATASETS
+from ddgd.protocol.imagenet import (IMAGENET, SUBSETS, Classes, DataError, check_classes, eval_transform,
+                                    imagenet_index, is_imagenet, subset_classes)
 
 FASHION_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                  "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
@@ -27,32 +33,66 @@ FASHION_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
 # ImageNet-1k) is conditioned on a subset's ImageNet index. "tops" are fine-grained upper-body
 # garments (the ImageWoof of Fashion-MNIST); "other" are easy to tell apart (its ImageNette).
 FASHION_SUBSETS: dict[str, list[int]] = {"fashion-tops": [0, 2, 3, 4, 6], "fashion-other": [1, 5, 7, 8, 9]}
-DATASETS = (*SUBSETS, "fashion-mnist", *FASHION_SUBSETS, "digits")
+# `imagenet` is the ImageNet subset of the classes in data.classes or data.class_draw (`subset_classes`).
+# `imagefolder` is any folder of class folders (data.root); its classes are its folders (`data_classes`).
+DATASETS = (*SUBSETS, IMAGENET, "fashion-mnist", *FASHION_SUBSETS, "digits", IMAGEFOLDER, *CIFAR)
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")  # where `apt-get install dataset-fashion-mnist` puts it
 FASHION_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
                  "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 
 
-def _check_dataset(dataset: str) -> None:
+def _check_dataset(dataset: Classes | FolderClasses) -> None:
+    if not isinstance(dataset, str):
+        return  # the wnids of an ImageNet subset (`subset_classes`), or an image folder's classes
+    if dataset in (IMAGENET, IMAGEFOLDER):
+        raise DataError(f"data.dataset={dataset} has no fixed classes: pass data_classes(cfg.data), which reads "
+                        "them from the config (an ImageNet subset's wnids, an image folder's class folders)")
     if dataset not in DATASETS:
         raise DataError(f"unknown dataset {dataset!r}: choose one of {', '.join(DATASETS)}")
 
 
-def class_indices(dataset: str) -> list[int]:
-    """Label the diffusion model is conditioned on, per local class 0..9."""
+def data_classes(data: DataConfig) -> Classes | FolderClasses:
+    """What the functions below take for a data config: an ImageNet subset's wnids, an image folder's
+    classes (its folder names, `FolderClasses`), else the dataset's name.
+
+    Refuses class fields the dataset cannot take (`check_classes`) and an image folder that cannot be
+    read (`check_image_folder`), so a bad config fails here.
+    """
+    check_classes(data)
+    if data.dataset == IMAGEFOLDER:
+        return FolderClasses(tuple(check_image_folder(data.root)))
+    return subset_classes(data) if is_imagenet(data.dataset) else data.dataset
+
+
+def class_indices(dataset: Classes) -> list[int]:
+    """Label the diffusion model is conditioned on, per local class 0..K-1.
+
+    `dataset` is a dataset's name or an ImageNet subset's wnids (`data_classes`); an ImageNet
+    class's label is its ImageNet-1k index. Image folders and CIFAR are labelled 0..K-1, the rows of
+    a fresh class table (`ddgd.method.class_table`).
+    """
     _check_dataset(dataset)
-    if dataset in SUBSETS:
-        wnids = imagenet_wnids()
-        return [wnids.index(w) for w in SUBSETS[dataset]]
+    if isinstance(dataset, FolderClasses):
+        return list(range(len(dataset.names)))
+    if isinstance(dataset, str) and dataset in CIFAR:
+        return list(range(len(CIFAR[dataset])))
+    if not isinstance(dataset, str) or dataset in SUBSETS:
+        return [imagenet_index(w) for w in (dataset if not isinstance(dataset, str) else SUBSETS[dataset])]
     if dataset in FASHION_SUBSETS:
         return list(FASHION_SUBSETS[dataset])
     return list(range(10))  # our own small models are trained on the local labels
 
 
-def class_names(dataset: str) -> list[str]:
-    """Class names per local label: wnids for ImageNet subsets."""
+def class_names(dataset: Classes) -> list[str]:
+    """Class names per local label: wnids for ImageNet subsets, folder names for image folders (as `class_indices`)."""
     _check_dataset(dataset)
+    if isinstance(dataset, FolderClasses):
+        return list(dataset.names)
+    if isinstance(dataset, str) and dataset in CIFAR:
+        return list(CIFAR[dataset])
+    if not isinstance(dataset, str):
+        return list(dataset)
     if dataset in SUBSETS:
         return list(SUBSETS[dataset])
     if dataset in FASHION_SUBSETS:
@@ -161,14 +201,22 @@ def load_digits_images(split: str = "train", size: int = 16) -> tuple[torch.Tens
 
 
 # ----------------------------------------------------------------------------- in-memory sets
-def load_real(dataset: str, split: str, root=None, resolution: int | None = None,
+def load_real(dataset: Classes, split: str, root=None, resolution: int | None = None,
               download: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Real images uint8 [N, C, H, W] and labels int64 [N] of any dataset, held in memory.
 
-    Fashion-MNIST is zero-padded from 28 to 32 px at resolution 32 (the diffusion presets); ImageNet
-    subsets go through `eval_transform(resolution)` (default 224), fine for the 500 test images.
+    Fashion-MNIST is zero-padded from 28 to 32 px at resolution 32 (the diffusion presets); CIFAR is
+    kept at its 32 px unless `resolution` says otherwise; ImageNet subsets (a name or the wnids) and
+    image folders (`FolderClasses`) go through `eval_transform(resolution)` (default 224).
     """
     _check_dataset(dataset)
+    if isinstance(dataset, str) and dataset in CIFAR:
+        x, y = load_cifar(dataset, split, root, download)
+        return (x, y) if resolution in (None, CIFAR_SIZE) else (resize(x, resolution), y)
+    if not isinstance(dataset, str) or dataset in SUBSETS:
+        data = class_files(root, dataset, split, transform=eval_transform(resolution or 224))
+        images = [data[i][0] for i in range(len(data))]
+        return torch.stack(images), torch.tensor(data.targets, dtype=torch.int64)
     if dataset == "digits":
         return load_digits_images(split, resolution or 16)
     if dataset in FASHION_SUBSETS:  # keep the subset's classes, relabelled 0..K-1 in the subset's order
@@ -178,16 +226,12 @@ def load_real(dataset: str, split: str, root=None, resolution: int | None = None
         local = torch.full((10,), -1, dtype=torch.int64)
         local[keep] = torch.arange(len(keep))
         return x[mask], local[y[mask]]
-    if dataset == "fashion-mnist":
-        x, y = load_fashion_mnist(split, root, download)
-        if resolution == 32:
-            x = F.pad(x, (2, 2, 2, 2))  # [N, 1, 32, 32], black border like the background
-        elif resolution not in (None, 28):
-            x = resize(x, resolution)
-        return x, y
-    data = ImageNetSubset(root, dataset, split, transform=eval_transform(resolution or 224))
-    images = [data[i][0] for i in range(len(data))]
-    return torch.stack(images), torch.tensor(data.targets, dtype=torch.int64)
+    x, y = load_fashion_mnist(split, root, download)  # the one dataset left: fashion-mnist
+    if resolution == 32:
+        x = F.pad(x, (2, 2, 2, 2))  # [N, 1, 32, 32], black border like the background
+    elif resolution not in (None, 28):
+        x = resize(x, resolution)
+    return x, y
 
 
 def real_baseline(kind: str, images: torch.Tensor, labels: torch.Tensor, ipc: int,
@@ -208,6 +252,17 @@ def real_baseline(kind: str, images: torch.Tensor, labels: torch.Tensor, ipc: in
         keep.append(idx[torch.randperm(len(idx), generator=g)[:ipc]])
     keep = torch.cat(keep)
     return images[keep], labels[keep]
+
+
+def _read_png(path: Path) -> torch.Tensor:
+    """One image as uint8 [H, W] or [H, W, 3]; a truncated or corrupt file is named, with the fix."""
+    try:
+        with Image.open(path) as img:
+            img = img if img.mode in ("L", "RGB") else img.convert("RGB")
+            return torch.from_numpy(np.array(img))
+    except (OSError, SyntaxError, ValueError) as err:  # PIL: truncated data, bad header, bad chunk
+        raise DataError(f"{path} is not a readable image ({type(err).__name__}: {err}): replace or delete it, or "
+                        "sample the pool again (ddgd sample)") from None
 
 
 def load_image_folder(path, classes: list[str] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -231,9 +286,7 @@ def load_image_folder(path, classes: list[str] | None = None) -> tuple[torch.Ten
         if not files:
             raise DataError(f"{root / name} holds no PNG images")
         for f in files:
-            with Image.open(f) as img:
-                img = img if img.mode in ("L", "RGB") else img.convert("RGB")
-                images.append(torch.from_numpy(np.array(img)))
+            images.append(_read_png(f))
             labels.append(label)
     shapes = {tuple(im.shape) for im in images}
     if len(shapes) > 1:

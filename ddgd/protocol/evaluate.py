@@ -19,6 +19,12 @@ committed CPU results): square training images up to twice the size cropped at t
 resolution, the training images' own statistics, the legacy networks and augmentation. One-channel
 images are normalised with the training images' statistics in both.
 
+`cfg.augment` picks the training augmentation: ``idc`` (default) the transforms above, ``dsa``
+and ``dsa-single`` Differentiable Siamese Augmentation on the normalised images
+(`ddgd.protocol.dsa`: IDC's composition, or DC's, DM's and MTT's one transform per batch; cutout
+is left out while CutMix is on, as IDC does), ``none`` no augmentation; CutMix follows
+`cfg.cutmix_beta` in every case (0 for the DSA papers' protocol, which has none).
+
 Results are appended to a CSV one row per run by `ddgd.experiments.results`.
 """
 from __future__ import annotations
@@ -33,11 +39,15 @@ from tqdm import tqdm  # text bars: the same in a terminal, a notebook and the b
 
 from ddgd.base.accel import autocast, torch_threads
 from ddgd.config import EvalConfig
+from ddgd.config.fields import AUGMENTS
 from ddgd.protocol.augment import augment_batch, cutmix, single_thread
+from ddgd.protocol.dsa import STRATEGY, dsa_augment, without
 from ddgd.protocol.networks import NETWORKS, build
 from ddgd.protocol.schedule import evaluation_epochs, num_epochs
 
 EVAL_BATCH = 256
+# eval.augment -> the composition of `dsa_augment` (IDC's, or DC's, DM's and MTT's)
+DSA_MODES = {"dsa": "idc", "dsa-single": "single"}
 
 
 def prepare_images(x: torch.Tensor, image_size: int, keep_native: bool = False) -> torch.Tensor:
@@ -131,9 +141,15 @@ def train_step(net, optimiser: torch.optim.Optimizer, images: torch.Tensor, labe
     Returns the detached loss (a tensor: reading it as a float would synchronise a GPU every step).
     """
     with single_thread(images.device):  # small batch ops: threads only wait on each other (augment.py)
-        x = augment_batch(_as_float(images), cfg.image_size, cfg.crop_scale, cfg.colour_jitter, cfg.lighting,
-                          generator, cfg.protocol)  # [B, C, S, S]
-        x = (x - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
+        if cfg.augment == "idc":
+            x = augment_batch(_as_float(images), cfg.image_size, cfg.crop_scale, cfg.colour_jitter, cfg.lighting,
+                              generator, cfg.protocol)  # [B, C, S, S]
+            x = (x - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
+        else:  # DSA acts on normalised images, as in the reference code: its zero padding is the mean colour
+            x = (_as_float(prepare_images(images, cfg.image_size)) - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
+            if cfg.augment in DSA_MODES:
+                strategy = without(STRATEGY, "cutout") if cfg.cutmix_beta > 0 else STRATEGY
+                x = dsa_augment(x, generator, strategy, DSA_MODES[cfg.augment])
         if cfg.cutmix_beta > 0:
             x, ya, yb, lam = cutmix(x, labels, cfg.cutmix_beta, generator)
     if cfg.channels_last:
@@ -213,10 +229,13 @@ def _train_and_test(train_x, train_y, test_x, test_y, network, cfg, seed, ipc, p
     start = time.perf_counter()
     if network not in NETWORKS:
         raise ValueError(f"unknown network {network!r}: choose one of {', '.join(NETWORKS)}")
+    if cfg.augment not in AUGMENTS:
+        raise ValueError(f"eval.augment={cfg.augment!r}: choose one of {', '.join(AUGMENTS)}")
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     # Minimax resizes every training image to the evaluation size before the random crop; the legacy
-    # style crops square images of up to twice that size at their own resolution.
-    native = cfg.protocol == "legacy"
+    # style crops square images of up to twice that size at their own resolution (IDC's crop only:
+    # DSA keeps the size it is given).
+    native = cfg.protocol == "legacy" and cfg.augment == "idc"
     streamed = not isinstance(train_x, torch.Tensor)  # a set read from disk per batch (ddgd.protocol.loaders.StreamedSet)
     if not streamed:
         train_x = prepare_images(train_x, cfg.image_size, keep_native=native)
