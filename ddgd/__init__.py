@@ -46,6 +46,7 @@ The package is built as rooms, each a subpackage that imports only from the room
     experiments/  experiments and their results
       runs          the methods, and the config one run is hashed with
       pipeline      distill -> sample -> evaluate for every method and seed
+      phases        fine-tuning in class phases: one model per phase of classes, one pool
       results       the results CSV: strict reading, atomic appends, per-run locks
       report        tables of mean +- std from the result files
       comparisons   the sentences that compare methods cell by cell

@@ -501,3 +501,12 @@ def test_timing_table_checks_both_implementations():
     assert table["new items"].tolist() == [1, 3] and table["same items kept"].all()
     assert list(table.columns) == ["new items", "naive (ms)", "incremental (ms)", "speed-up", "same items kept"]
     assert (table["speed-up"] == table["naive (ms)"] / table["incremental (ms)"]).all()
+
+
+def test_a_batch_without_memories_is_refused_with_the_fix():
+    from ddgd.method.memory import ClassMemories
+    from ddgd.pages.minimax_losses import present_memories
+
+    memories = ClassMemories(2, 2, "adaptive")  # nothing stored yet: no warm-up batch
+    with pytest.raises(ValueError, match="raise warmup_steps"):
+        present_memories(memories, torch.tensor([0, 1]))

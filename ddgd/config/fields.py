@@ -117,6 +117,9 @@ class FinetuneConfig:
     bitfit: bool = False  # train the biases only (BitFit, Minimax's is_bitfit); takes precedence over difffit
     checkpoint_every: int = 1000
     seed: int = 0
+    # None: one model fine-tuned on every class; K: one model per phase of K classes of the list, each
+    # fine-tuned from the pretrained DiT on its phase's classes (Minimax's --nclass K --phase p for ImageNet-100)
+    classes_per_phase: int | None = None
 
     @property
     def rule(self) -> str | None:
@@ -148,6 +151,9 @@ class EvalConfig:
     weight_decay: float = 5e-4
     batch_size: int = 64
     epochs: int | None = None  # None: by IPC (book page: Parity with the reference code); an int overrides
+    # the class count the epoch table is read for, as IDC's and Minimax's `ipc_epoch(nclass=...)` for ImageNet:
+    # 100 trains 2/3 of the epochs (ddgd.protocol.schedule.epochs_for_ipc); None: the table as it is
+    epoch_classes: int | None = None
     epoch_scale: float = 1.0  # CPU presets train for a fraction of the protocol's epochs
     min_epochs: int = 1
     evaluations: int = 100  # test-set evaluations, every E/100 epochs as in Minimax (best is over these)

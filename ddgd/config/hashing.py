@@ -27,8 +27,9 @@ RUNTIME_FIELDS = {"data": ("workers",), "model": ("compile", "deterministic"), "
 # the field existed: at that value a field is left out of the hash, so those rows keep their hashes.
 ADDED_FIELDS = {"model": {"dit_numerics": "diffusers", "precision": "fp32", "tf32": False, "class_table": "pretrained"},
                 "data": {"classes": None, "class_draw": None, "class_seed": 0},
-                "finetune": {"bitfit": False},
-                "eval": {"protocol": "legacy", "test_resize": None, "precision": "fp32", "augment": "idc"}}
+                "finetune": {"bitfit": False, "classes_per_phase": None},
+                "eval": {"protocol": "legacy", "test_resize": None, "precision": "fp32", "augment": "idc",
+                         "epoch_classes": None}}
 
 
 def _hashed(section: str, values: dict) -> dict:

@@ -9,6 +9,7 @@ class table (book page: deviations, "Other datasets").
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 from ddgd.config.fields import DataConfig, EvalConfig, FinetuneConfig, ModelConfig, RunConfig, SampleConfig
 
@@ -65,10 +66,35 @@ def _cifar(name: str) -> RunConfig:
                      eval=EvalConfig(networks=("convnet-3",), ipcs=(1, 10, 50), image_size=32))
 
 
+def _wnids(name: str) -> tuple[str, ...]:
+    """A wnid list shipped beside ddgd/protocol/imagenet.py (read as a file: the config room imports no protocol)."""
+    return tuple((Path(__file__).resolve().parents[1] / "protocol" / name).read_text().split())
+
+
+def _imagenet(name: str, wnids: tuple[str, ...], **evaluation) -> RunConfig:
+    """ImageNet-100 or -1k at paper scale: DiT-XL/2 fine-tuned in phases of 20 classes, one model per phase,
+    as Minimax does for 100 classes (its `train_dit.py` ``--nclass 20 --phase p`` reads rows 20p..20p+19 of
+    `misc/class100.txt`, each phase from the pretrained checkpoint; `sample.py` samples each phase's classes
+    from that phase's model). The evaluation epochs are read for the list's class count: 2/3 of the table's
+    for 100 classes (`eval.epoch_classes`, `ddgd.protocol.schedule.epochs_for_ipc`)."""
+    return RunConfig(name=name, model=_PAPER_MODEL, data=DataConfig(dataset="imagenet", classes=wnids),
+                     finetune=FinetuneConfig(classes_per_phase=20),
+                     eval=EvalConfig(epoch_classes=len(wnids), **evaluation))
+
+
 PRESETS: dict[str, RunConfig] = {
     "imagewoof": RunConfig(name="imagewoof", model=_PAPER_MODEL),
     "imagenette": RunConfig(name="imagenette", model=_PAPER_MODEL, data=DataConfig(dataset="imagenette")),
     "imageidc": RunConfig(name="imageidc", model=_PAPER_MODEL, data=DataConfig(dataset="imageidc")),
+    # IDC's ImageNet-100 list, which Minimax ships unchanged: misc/class100.txt of vimar-gu/MinimaxDiffusion
+    # (commit 969fc6f, identical to snu-mllab/Efficient-Dataset-Condensation's misc/class100.txt, commit ceac95a),
+    # stored as imagenet100_wnids.txt. Its optimiser stays the 10-class one: Minimax's argument.py L295 tunes it
+    # for nclass > 100 only (IDC's argument.py L301, nclass >= 100, would take lr 0.1, wd 1e-4, batch 128).
+    "imagenet-100": _imagenet("imagenet-100", _wnids("imagenet100_wnids.txt"), ipcs=(10, 20)),
+    # All 1000 classes in index order; above 100 classes both reference codes train the evaluation networks
+    # with lr 0.1, weight decay 1e-4 and batches of at least 128 (Minimax argument.py L295-302, IDC L301-308).
+    "imagenet-1k": _imagenet("imagenet-1k", _wnids("imagenet_wnids.txt"), lr=0.1, weight_decay=1e-4,
+                             batch_size=128),
     # Any folder of class folders (data.root or --root: train/ and val/), evaluated like an ImageNet subset.
     "imagefolder": RunConfig(name="imagefolder", model=_FRESH_MODEL, data=DataConfig(dataset="imagefolder")),
     "cifar10": _cifar("cifar10"),

@@ -34,14 +34,14 @@ class ConfigError(ValueError):
     """A configuration value that cannot work; the message names the field and the fix."""
 
 
-# Counts and sizes that must be at least 1 (0 would train, test or sample nothing), and those that may
-# also be None ("all", "the image size", "every channel"): `data.train_per_class=0` would otherwise
-# mean "all" in one place and "none" in another.
+# Counts and sizes that must be at least 1 (0 would train, test or sample nothing), and those that may also be
+# None ("all", "every channel"): `data.train_per_class=0` would otherwise mean "all" here and "none" there.
 POSITIVE = {"model": ("num_timesteps",), "data": ("resolution",),
             "finetune": ("n_real", "n_gen", "batch_size", "max_steps", "epochs", "checkpoint_every"),
             "sample": ("pool", "steps", "batch_size"),
             "eval": ("image_size", "batch_size", "min_epochs", "evaluations", "epochs", "full_epochs")}
-POSITIVE_OR_NONE = {"data": ("train_per_class",), "sample": ("guided_channels",), "eval": ("test_limit",)}
+POSITIVE_OR_NONE = {"data": ("train_per_class",), "finetune": ("classes_per_phase",), "sample": ("guided_channels",),
+                    "eval": ("test_limit", "epoch_classes")}
 
 
 def _kinds(ftype: Any) -> list[str]:

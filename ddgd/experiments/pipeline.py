@@ -26,6 +26,7 @@ from ddgd.base.accel import apply_model_switches, autocast, maybe_compile, torch
 from ddgd.base.files import write_text
 from ddgd.base.provenance import git_commit, provenance
 from ddgd.config import IN_CHECKOUT, SAMPLE_STAGES, RunConfig, config_hash, project_path, to_dict
+from ddgd.experiments.phases import finetune_phases, phased, sample_phases
 from ddgd.experiments.results import append_result, completed_runs, locked, result_row, run_key
 from ddgd.experiments.runs import GENERATIVE, run_config
 from ddgd.method.finetune import default_device, finetune, load_finetuned
@@ -115,6 +116,7 @@ def run_dir(root: Path, cfg: RunConfig) -> Path:
 def distill(cfg: RunConfig, root: Path, data: RealData, progress: bool = True) -> Path:
     """Fine-tune (unless the method is `dit`); returns the run folder. Resumes an unfinished run."""
     out = run_dir(root, cfg)
+    in_phases = phased(cfg)  # a bad finetune.classes_per_phase fails here, before hours of encoding
     if cfg.finetune.method != "dit":
         check_available(cfg.model.dit, "transformer")  # before the latent cache: hours of encoding at paper scale
         if not distributed.is_main():  # under torchrun, rank 0 encodes; the others wait, then read its cache
@@ -122,12 +124,20 @@ def distill(cfg: RunConfig, root: Path, data: RealData, progress: bool = True) -
         cache = latent_cache(cfg, data, root, progress)
         if distributed.is_main():
             distributed.barrier()
-        finetune(cfg, cache, data.dit_labels, out, progress=progress)
+        if in_phases:  # one model per phase of finetune.classes_per_phase classes (ddgd.experiments.phases)
+            finetune_phases(cfg, cache, data.dit_labels, out, progress)
+        else:
+            finetune(cfg, cache, data.dit_labels, out, progress=progress)
     return out
 
 
-def sample_pool(cfg: RunConfig, out: Path, data: RealData, progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """The pool of `sample.pool` images per class, generated once and read back afterwards."""
+def sample_pool(cfg: RunConfig, out: Path, data: RealData, progress: bool = True,
+                whole: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pool of `sample.pool` images per class, generated once and read back afterwards.
+
+    A run fine-tuned in phases joins its phases' pools, each sampled from its own model (`whole`: one phase's)."""
+    if phased(cfg) and not whole:
+        return sample_phases(cfg, out, data, lambda c, o, d: sample_pool(c, o, d, progress, whole=True))
     folder = out / "samples"
     if (folder / "manifest.json").is_file():
         made_with = verify_image_folder(folder).get("sample_hash")  # refuses a tampered pool, naming its files

@@ -132,7 +132,7 @@ def cache_writer(folder: str | Path, n: int, latent_shape: tuple[int, ...], labe
         yield write
         for array in arrays.values():
             array.flush()
-        del arrays  # close the maps before the folder is renamed
+        arrays.clear()  # drop the maps (closing their files) before the folder is renamed
         for f in tmp.iterdir():
             os.chmod(f, 0o644)  # readable by all: a shared cache is for every user of the machine
 

@@ -45,8 +45,8 @@ def memory_terms(memories: ClassMemories, pred: torch.Tensor, labels: torch.Tens
         return terms
     slots = found[counted[0]][0][0].shape[1]
     # Flat index i * slots + m of the extreme pair of each class; a slot that held no item never counts.
-    low = torch.stack([s.masked_fill(e, float("inf")).flatten().argmin() for (s, e), _ in map(found.get, counted)])
-    high = torch.stack([s.masked_fill(e, float("-inf")).flatten().argmax() for _, (s, e) in map(found.get, counted)])
+    low = torch.stack([s.masked_fill(e, float("inf")).argmin() for (s, e), _ in map(found.get, counted)])
+    high = torch.stack([s.masked_fill(e, float("-inf")).argmax() for _, (s, e) in map(found.get, counted)])
     sizes = Counter(labels.tolist())
     starts = dict(zip(classes, itertools.accumulate([sizes[c] for c in classes], initial=0)))
     # order[starts[c] + i]: the batch row of the i-th item of class c (sims rows are in batch order within a class)

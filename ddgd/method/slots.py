@@ -153,7 +153,8 @@ class SlotStore:
             cross = cos if own is None else cos.index_select(0, own)  # [n, slots]
             self.sim[row, :, slot] = cross  # the new columns, then the new rows
             self.sim[row, slot] = cross
-        return {r: (cos[end - k - probes[r]:end], ~held[g]) for g, r, end, k in spans if r in probes}
+        empty = ~held
+        return {r: (cos[end - k - probes[r]:end], empty[g]) for g, r, end, k in spans if r in probes}
 
     def _compare(self, groups: Groups, new64: torch.Tensor, norm: torch.Tensor, probes: dict[int, int]):
         """Float64 cosines [R, slots] of the items compared with each row (its probes, then its own items),

@@ -73,8 +73,15 @@ def warm_up(model, cache: LatentCache, dit_labels: torch.Tensor, schedule: Sched
 
 
 def present_memories(memories: ClassMemories, labels: torch.Tensor) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
-    """(M_real[c], M_gen[c]) of the classes in `labels` that have memories, in ascending order."""
-    return {c: m for c in sorted(set(labels.tolist())) if (m := memories.tensors(c)) is not None}
+    """(M_real[c], M_gen[c]) of the classes in `labels` that have memories, in ascending order.
+
+    Refuses a batch none of whose classes has memories yet (nothing to compare with), naming the fix.
+    """
+    present = {c: m for c in sorted(set(labels.tolist())) if (m := memories.tensors(c)) is not None}
+    if not present:
+        raise ValueError(f"no class of the examined batch ({sorted(set(labels.tolist()))}) has memories yet: raise "
+                         "warmup_steps, so that the batches before it hold its classes")
+    return present
 
 
 def _extreme(pred: torch.Tensor, labels: torch.Tensor, c: int, items: torch.Tensor, largest: bool):

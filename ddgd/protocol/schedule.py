@@ -11,21 +11,28 @@ import math
 from ddgd.config import EvalConfig
 
 
-def epochs_for_ipc(ipc: int) -> int:
-    """Training epochs of the protocol for `ipc` images per class (IDC / Minimax)."""
+def epochs_for_ipc(ipc: int, nclass: int = 10) -> int:
+    """Training epochs of the protocol for `ipc` images per class of `nclass` classes (IDC / Minimax).
+
+    Exactly 100 classes train for 2/3 of the table, rounded down to hundreds (IDC `argument.py`
+    L43-45 and Minimax `argument.py` L39-41, `ipc_epoch`: ``if nclass == 100``); 1000 classes keep the
+    table, as both do.
+    """
     if ipc <= 0:
         raise ValueError(f"ipc={ipc} must be a positive integer")
-    for limit, epochs in ((1, 3000), (10, 2000), (50, 1500), (200, 1000), (500, 500)):
-        if ipc <= limit:
-            return epochs
-    return 300
+    epochs = next((e for limit, e in ((1, 3000), (10, 2000), (50, 1500), (200, 1000), (500, 500)) if ipc <= limit), 300)
+    if nclass == 100:
+        epochs = int(2 / 3 * epochs)
+        epochs -= epochs % 100
+    return epochs
 
 
 def num_epochs(cfg: EvalConfig, ipc: int) -> int:
-    """cfg.epochs if set, else the protocol's epochs scaled by cfg.epoch_scale (at least cfg.min_epochs)."""
+    """cfg.epochs if set, else the protocol's epochs for cfg.epoch_classes classes (None: the 10-class table)
+    scaled by cfg.epoch_scale (at least cfg.min_epochs)."""
     if cfg.epochs is not None:
         return int(cfg.epochs)
-    return max(int(cfg.min_epochs), round(epochs_for_ipc(ipc) * cfg.epoch_scale))
+    return max(int(cfg.min_epochs), round(epochs_for_ipc(ipc, cfg.epoch_classes or 10) * cfg.epoch_scale))
 
 
 def evaluation_epochs(epochs: int, evaluations: int, style: str = "reference") -> list[int]:
