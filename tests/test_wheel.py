@@ -143,7 +143,8 @@ def test_installed_wheel_runs_outside_the_checkout(installed, tmp_path):
     assert ddgd.is_file()
 
     help_text = _run([ddgd, "--help"], cwd=work).stdout
-    for command in ("distill", "sample", "evaluate", "verify", "run", "report", "pretrain", "reproduce"):
+    for command in ("distill", "sample", "evaluate", "verify", "export", "run", "diversity", "report", "pretrain",
+                    "reproduce"):
         assert command in help_text
 
     # where every ddgd module comes from, whether the editable finder ran, the shipped wnids
@@ -151,7 +152,7 @@ def test_installed_wheel_runs_outside_the_checkout(installed, tmp_path):
 import importlib, json, pkgutil, sys
 import ddgd
 from ddgd.protocol.imagenet import WNID_FILE, imagenet_wnids
-names = [m.name for m in pkgutil.walk_packages(ddgd.__path__, "ddgd.")]
+names = [m.name for m in pkgutil.walk_packages(ddgd.__path__, "ddgd.") if m.name != "ddgd.__main__"]  # runs the CLI
 for name in names:
     importlib.import_module(name)
 print(json.dumps({
@@ -202,7 +203,8 @@ def test_installed_wheel_keeps_its_latent_cache_out_of_site_packages(installed, 
     _run([installed / "bin" / "ddgd", "run", "--preset", "digits-tiny", "--methods", "ddgd", "--out", tmp_path / "run",
           "--csv", tmp_path / "results.csv", "--quiet"], cwd=tmp_path, timeout=180, HOME=str(tmp_path / "home"))
     assert len(list(csv.DictReader((tmp_path / "results.csv").open()))) == 1
-    assert list((tmp_path / "home" / ".cache" / "ddgd").glob("latents-*.pt")), "the latent cache is not in ~/.cache/ddgd"
+    assert list((tmp_path / "home" / ".cache" / "ddgd").glob("latents-*/meta.json")), \
+        "the latent cache is not in ~/.cache/ddgd"
     written = sorted(str(p.relative_to(venv)) for p in venv.rglob("*") if "__pycache__" not in p.parts and p not in before)
     for path in sorted(written, key=len, reverse=True):  # leave the shared venv as it was for any later test
         if (venv / path).is_dir():
