@@ -111,12 +111,13 @@ def atomic_dir(out: str | Path, fix: str, resume: bool = False) -> Iterator[Path
     out = Path(out)
     if out.exists():
         raise FileExistsError(f"{out} exists already: {fix}")
-    tmp = partial_dir(out)
-    if tmp.exists() and not resume:
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True, exist_ok=True)
+    if resume:
+        tmp = partial_dir(out)
+        tmp.mkdir(parents=True, exist_ok=True)
+    else:
+        tmp = start_partial(out)
     yield tmp
-    os.replace(tmp, out)
+    finish_partial(out)
 
 
 def folder_name(class_name: str) -> str:

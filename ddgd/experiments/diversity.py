@@ -39,10 +39,11 @@ from ddgd.base.files import atomic_write
 from ddgd.base.provenance import git_commit, provenance
 from ddgd.config import SAMPLE_STAGES, RunConfig, config_hash, project_path
 from ddgd.experiments.pipeline import RealData, load_data, real_set, run_dir
+from ddgd.experiments.pipeline import read_pool as pipeline_read_pool
 from ddgd.experiments.results import locked
 from ddgd.experiments.runs import GENERATIVE, run_config
-from ddgd.method.sample import ipc_subset, verify_image_folder
-from ddgd.protocol.data import FASHION_SUBSETS, load_image_folder, resize
+from ddgd.method.sample import ipc_subset
+from ddgd.protocol.data import FASHION_SUBSETS, resize
 from ddgd.protocol.diversity import NEAREST_K, distribution_metrics
 
 PROVENANCE_COLUMNS = ("python", "torch", "torchvision", "diffusers", "ddgd", "commit", "hardware")
@@ -150,12 +151,7 @@ def pool_folder(cfg: RunConfig, root: Path, method: str, seed: int) -> Path:
 
 def read_pool(cfg: RunConfig, root: Path, method: str, seed: int, data: RealData) -> tuple[torch.Tensor, torch.Tensor]:
     """The pool a method's accuracy rows were made from, after checking it against its manifest and config."""
-    folder = pool_folder(cfg, root, method, seed)
-    made_with = verify_image_folder(folder).get("sample_hash")  # refuses a tampered pool, naming its files
-    if made_with != config_hash(run_config(cfg, method, seed), *SAMPLE_STAGES):
-        raise ValueError(f"{folder} was sampled with other settings than preset {cfg.name}: give the experiment "
-                         "folder of this preset, or sample it again")
-    return load_image_folder(folder, data.names)
+    return pipeline_read_pool(run_config(cfg, method, seed), pool_folder(cfg, root, method, seed), data.names)
 
 
 def _number(value) -> float | int | str:

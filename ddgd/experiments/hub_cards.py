@@ -11,6 +11,7 @@ import json
 
 from ddgd.base.provenance import short_commit
 from ddgd.config import config_hash
+from ddgd.method.hub import is_hub_id
 
 METHOD_TEXT = {
     "dit": "the pretrained DiT sampled as it is (no fine-tuning)",
@@ -25,13 +26,6 @@ CITATION = """@inproceedings{li2025ddgd,
   year      = {2025},
   note      = {arXiv:2505.19469},
 }"""
-HUB_ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./")
-
-
-def _is_hub_id(spec: str) -> bool:
-    return spec.count("/") == 1 and not spec.startswith((".", "/")) and set(spec) <= HUB_ID_CHARS
-
-
 def _yaml_list(key: str, values: list[str]) -> str:
     return f"{key}:\n" + "".join(f"- {v}\n" for v in dict.fromkeys(values))  # each once, in order
 
@@ -132,7 +126,7 @@ The images derive from a model trained on {src.cfg.data.dataset}; the terms of t
 def model_card(src, names: list[str], dit: list[int], null: int, rows: list[dict], export_provenance: dict) -> str:
     """README.md of an exported fine-tuned DiT; `null` is the label of its null class (guidance)."""
     cfg, ft = src.cfg, src.cfg.finetune
-    base = f"base_model: {cfg.model.dit}\n" if _is_hub_id(cfg.model.dit) else ""
+    base = f"base_model: {cfg.model.dit}\n" if is_hub_id(cfg.model.dit) else ""
     layout = ("DiffFit's scale factors are multiplied into the weights they scale, and every block has its own "
               "copy of the (shared, fine-tuned) class embedder" if ft.difffit and not ft.bitfit else
               "Every block has its own copy of the (shared, fine-tuned) class embedder")

@@ -131,6 +131,15 @@ def distill(cfg: RunConfig, root: Path, data: RealData, progress: bool = True) -
     return out
 
 
+def read_pool(cfg: RunConfig, folder: Path, names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """A finished pool, after checking it against its manifest (a tampered pool is refused, naming its files)
+    and that it was sampled with the settings of `cfg`."""
+    if verify_image_folder(folder).get("sample_hash") != config_hash(cfg, *SAMPLE_STAGES):
+        raise FileExistsError(f"{folder} was sampled with other settings: delete it to sample again, or "
+                              "use another experiment folder")
+    return load_image_folder(folder, names)
+
+
 def sample_pool(cfg: RunConfig, out: Path, data: RealData, progress: bool = True,
                 whole: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """The pool of `sample.pool` images per class, generated once and read back afterwards.
@@ -140,11 +149,7 @@ def sample_pool(cfg: RunConfig, out: Path, data: RealData, progress: bool = True
         return sample_phases(cfg, out, data, lambda c, o, d: sample_pool(c, o, d, progress, whole=True))
     folder = out / "samples"
     if (folder / "manifest.json").is_file():
-        made_with = verify_image_folder(folder).get("sample_hash")  # refuses a tampered pool, naming its files
-        if made_with != config_hash(cfg, *SAMPLE_STAGES):
-            raise FileExistsError(f"{folder} was sampled with other settings: delete it to sample again, or "
-                                  "use another experiment folder")
-        return load_image_folder(folder, data.names)
+        return read_pool(cfg, folder, data.names)
     apply_model_switches(cfg.model)
     model = load_finetuned(cfg, out, len(data.dit_labels))  # on the GPU when there is one
     vae = load_vae(cfg.model.vae_decode).to(default_device())

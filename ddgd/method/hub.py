@@ -51,8 +51,12 @@ class HubError(OSError):
     """A hub model that cannot be read (no network, no such repository); the message names the fix."""
 
 
-def _is_hub_id(spec: str) -> bool:
-    return "/" in spec and not spec.startswith((".", "/")) and spec.count("/") == 1
+HUB_ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./")
+
+
+def is_hub_id(spec: str) -> bool:
+    """Whether `spec` reads as a Hugging Face repository id, `owner/name` (checked after local folders)."""
+    return spec.count("/") == 1 and not spec.startswith((".", "/")) and set(spec) <= HUB_ID_CHARS
 
 
 def _hub_fix(spec: str, err: Exception) -> HubError:
@@ -78,7 +82,7 @@ def load_model(cls, spec: str, subfolder: str, small_key: str, seed: int):
         if (path / subfolder / "config.json").is_file():
             return cls.from_pretrained(path, subfolder=subfolder)
         raise FileNotFoundError(f"{path} holds no config.json (nor {subfolder}/config.json): is it a save_pretrained folder?")
-    if _is_hub_id(spec):
+    if is_hub_id(spec):
         try:
             return cls.from_pretrained(spec, subfolder=_subfolder(cls, subfolder))
         except OSError as err:  # no network, or no such repo
@@ -101,7 +105,7 @@ def check_available(spec: str, kind: str) -> None:
         if not ((path / "config.json").is_file() or (path / sub / "config.json").is_file()):
             raise FileNotFoundError(f"{path} holds no config.json (nor {sub}/config.json): is it a save_pretrained folder?")
         return
-    if not _is_hub_id(spec):
+    if not is_hub_id(spec):
         raise FileNotFoundError(f"model {spec!r} is neither a local folder, a hub id, nor one of {', '.join(SMALL_CONFIGS)}")
     from huggingface_hub import hf_hub_download
 
