@@ -324,6 +324,9 @@ def test_a_cell_with_fewer_pairs_than_a_verdict_needs_says_so():
     assert paired_phrase(3, 0, 0.4, -0.3, 1.1, "too few seeds", 12) == (
         "+0.4 points (95 % CI -0.3 to +1.1, 3 seeds): too few seeds for a verdict (it takes 6); about 12 seeds "
         "would resolve a difference of this size")
+    # the t rule may ask for fewer seeds than a verdict takes: the sentence names the larger count
+    assert paired_phrase(2, 0, 1.1, 0.8, 1.4, "too few seeds", 3).endswith(
+        "too few seeds for a verdict (it takes 6); about 6 seeds would resolve a difference of this size")
     # without the fixture, three seeds that all favour DDGD give an interval above 0 but no verdict
     df = pd.DataFrame([dict(method=m, dataset="d", ipc=10, network="n", seed=s, best=v, final=v, config_hash="h")
                        for m, vals in (("ddgd", (51.0, 52.0, 53.0)), ("minimax", (50.0, 50.0, 50.0)))

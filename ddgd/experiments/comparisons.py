@@ -88,6 +88,8 @@ def paired_phrase(n_pairs: int, n_unpaired: int, mean_diff: float, ci_low: float
     needed = None if seeds_needed is None or pd.isna(seeds_needed) else seeds_needed
     if verdict == TOO_FEW:  # an interval, but from fewer pairs than a verdict needs
         text += f" for a verdict (it takes {statistics.MIN_PAIRS})"
+        if needed is not None and not math.isinf(needed):
+            needed = max(needed, statistics.MIN_PAIRS)  # the t rule's count, but never fewer than a verdict takes
     if needed is None:
         return text
     if verdict in (UNRESOLVED, TOO_FEW):
