@@ -19,6 +19,7 @@ The package is built as rooms, each a subpackage that imports only from the room
       memory        per-class memories and their update rules, FIFO and self-adaptive (eq-adaptive)
       slots         the memories of every class in fixed slots: items, unit vectors, similarity matrix (eq-adaptive)
       memory_terms  the memory terms and the memories' update of a step, in one pass over each memory
+      memory_stats  the memories' diversity during fine-tuning: mean pairwise cosine, Vendi score (memory log)
       hub           where a model comes from: small configs, local folders, the Hugging Face Hub
       models        the diffusers DiT and VAE, the original DiT's numerics, DiffFit / BitFit, EMA
       class_table   a fresh class embedding table for classes the DiT was not pretrained on
@@ -62,6 +63,7 @@ The package is built as rooms, each a subpackage that imports only from the room
       figures       save_figure, image_grid, write_csv for every page
       walkthrough   shared by the walk-throughs: their configs, real images, latents, timings
       memory_initialisation, minimax_losses, adaptive_update   the walk-through pages
+      memory_diversity  the memories' diversity during fine-tuning, read from a run's memory log and drawn
       figure1 (with toy_diffusion), figure2, figure3, figure4, benchmark   the pages of the paper's figures
       colab         the notebooks' Colab copies
     commands      what each subcommand of `ddgd` does

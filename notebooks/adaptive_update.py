@@ -19,7 +19,8 @@
 # redundant one, recomputing after every removal {eq}`eq-adaptive`. The released code also knows
 # the opposite choice, dropping the *least* similar item (`adaptive-min`). This page feeds the same
 # stream of real latents to a memory under each of the three rules and follows which items survive
-# and how diverse the kept memory is, then times the package's implementation of the rule.
+# and how diverse the kept memory is, then follows the memories of Minimax and DDGD during
+# fine-tuning, and times the package's implementation of the rule.
 
 # %% tags=["parameters"]
 preset = "fashion-mnist-quick"  # a name of ddgd.config.PRESETS
@@ -29,9 +30,10 @@ stream_length = 200  # items in the stream (at most the class's images)
 per_step = 1  # items entering the memory per step
 capacity = None  # memory size; None: the preset's N_R
 rules = ["fifo", "adaptive", "adaptive-min"]
+finetune_methods = ["minimax", "ddgd"]  # fine-tuned to log their memories (FIFO and self-adaptive)
 n_show = 12  # kept items decoded per rule
 timing_new = [1, 2, 4, 8, 16, 32]  # new items arriving at a full memory, for the timing
-timing_capacity = 64  # memory size of the timing (the paper's N_R = N_G)
+timing_capacity = 64  # memory size of the timing (the paper: 64 for N_R and N_G)
 timing_dim = 4096  # latent size of the timing (4 x 32 x 32 at 256 px)
 timing_repeats = 5
 seed = 0
@@ -40,17 +42,22 @@ overrides = {}  # further config values
 output_dir = "runs/reproduce/adaptive-update"
 
 # %% tags=["remove-output"]
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 from myst_nb import glue
 
-from ddgd.experiments.pipeline import load_data
+from ddgd.config import config_hash
+from ddgd.experiments.pipeline import distill, load_data
+from ddgd.experiments.runs import with_seed
 from ddgd.method.models import load_vae
 from ddgd.pages.adaptive_update import (describe_ranking, describe_same, describe_shape, describe_speed,
                                         describe_verdict, evenly_spaced, full_means, kept_items, paper_shape,
                                         survivor_table, timing_table, track_rule)
 from ddgd.pages.figures import glue_values, image_grid, save_figure, write_csv
+from ddgd.pages.memory_diversity import describe_rules, diversity_figure, late_means, memory_history
 from ddgd.pages.walkthrough import decode_items, encode_subset, walkthrough_config
 
 cfg = walkthrough_config(preset, train_per_class, imagenet_root, overrides)
@@ -164,6 +171,52 @@ glue_values("au", {"fifo-cos": float(mean_cos.get("fifo", float("nan"))),
 # similarity of $n$ items is $(\sum_i s_i - n) / (n(n - 1))$, and removing item $k$ takes
 # $2 s_k - 1$ off the sum, so removing the largest $s_k$ lowers it the most at each removal;
 # removing the smallest keeps the most typical items and drops the outliers.
+#
+# ## The memories during fine-tuning
+#
+# The stream above feeds one memory with real latents only. During fine-tuning each class has two
+# memories, $M_{real}$ fed with real latents and $M_{gen}$ with the model's predictions, and the
+# predictions change as the model learns. Each method below is fine-tuned with its own rule
+# ({glue:text}`au-ft-steps` steps, seed {glue:text}`au-seed`); every
+# {glue:text}`au-log-every` steps the run logs, per class and memory, the mean pairwise cosine
+# similarity of the kept items and their Vendi score, the effective number of distinct items
+# (`ddgd.method.memory_stats`).
+
+# %% tags=["remove-output"]
+ft_root = Path(output_dir) / f"finetune-{config_hash(cfg)}"  # another config gets another folder
+ft_runs = {m: distill(with_seed(cfg, seed, m), ft_root, data, progress=False) for m in finetune_methods}  # reused when done
+logs = {f"{m} ({with_seed(cfg, seed, m).finetune.rule})": memory_history(r) for m, r in ft_runs.items()}
+fig = diversity_figure(logs, title="memories during fine-tuning (mean over classes; shaded: range over classes)")
+save_figure(fig, output_dir, "memory-diversity-finetuning", formats=("png",))
+glue("au-ft-diversity", fig, display=False)
+plt.close(fig)
+late = late_means(logs)
+late.round(3)
+
+# %% tags=["remove-cell"]
+labels = {m: f"{m} ({with_seed(cfg, seed, m).finetune.rule})" for m in finetune_methods}
+compared = {"minimax", "ddgd"} <= set(labels) and {labels["minimax"], labels["ddgd"]} <= set(late.index)
+glue_values("au", {"seed": seed, "ft-steps": cfg.finetune.max_steps, "log-every": cfg.finetune.memory_log_every,
+                   "ft-late": late.round(3),
+                   "ft-gen": describe_rules(late, labels["ddgd"], labels["minimax"], "gen") if compared else "",
+                   "ft-real": describe_rules(late, labels["ddgd"], labels["minimax"], "real") if compared else ""})
+
+# %% [markdown]
+# ```{glue:figure} au-ft-diversity
+# :name: fig-adaptive-update-finetuning
+# Mean pairwise cosine similarity and Vendi score of $M_{real}$ (solid) and $M_{gen}$ (dashed)
+# during fine-tuning, one colour per method (its rule in brackets), averaged over the classes with
+# their range shaded.
+# ```
+#
+# ```{glue:} au-ft-late
+# ```
+#
+# *Table.* Each measure averaged over the classes and the second half of the logged steps.
+#
+# {glue:text}`au-ft-gen` {glue:text}`au-ft-real` These are the memories the two memory terms
+# compare the predictions with ({eq}`eq-real`, {eq}`eq-gen`); whether a more diverse memory gives
+# a better distilled set is what the tables measure.
 #
 # ## The cost of the rule
 #

@@ -44,6 +44,7 @@ from ddgd.config import config_hash
 from ddgd.experiments.pipeline import evaluate_set, load_data
 from ddgd.experiments.runs import with_seed
 from ddgd.pages.figures import glue_values, image_grid, save_figure
+from ddgd.pages.memory_diversity import diversity_figure, late_means, memory_history
 from ddgd.pages.walkthrough import FINE_TUNED, distilled_set, loss_history, loss_windows, walkthrough_config
 
 cfg = walkthrough_config(preset, train_per_class, imagenet_root,
@@ -117,6 +118,44 @@ glue_values("fr", {"smoothing": smoothing, **loss_windows(history, smoothing)}) 
 # :name: fig-full-run-samples
 # The distilled set: the first IPC images of each class (one row per class).
 # ```
+#
+# ## The memories during fine-tuning
+#
+# Every {glue:text}`fr-log-every` steps the run logs, per class, how diverse its two memories are
+# (`ddgd.method.memory_stats`): the mean pairwise cosine similarity of the items
+# ({eq}`eq-similarity` off the diagonal; lower is more diverse) and their Vendi score (the
+# effective number of distinct items, at most the memory's size).
+
+# %% tags=["remove-output"]
+log = memory_history(run) if method in ("minimax", "ddgd") else None  # only these runs keep memories
+if log is not None and not log.empty:
+    fig = diversity_figure({method: log}, title=f"memories of {method} (mean over classes; shaded: range)")
+    late = late_means({method: log}).loc[method]
+    facts = {f"{m}-{k}": float(late[(m, k)]) for m in ("real", "gen") for k in ("mean_cos", "vendi")}
+else:
+    fig, ax = plt.subplots(figsize=(6, 1.5))
+    ax.text(0.5, 0.5, f"method {method}: no memories", ha="center", va="center", transform=ax.transAxes)
+    ax.axis("off")
+    facts = dict.fromkeys(("real-mean_cos", "real-vendi", "gen-mean_cos", "gen-vendi"), float("nan"))
+save_figure(fig, output_dir, "memory-diversity", formats=("png",))
+glue("fr-memory-diversity", fig, display=False)
+plt.close(fig)
+
+# %% tags=["remove-cell"]
+glue_values("fr", {"log-every": cfg.finetune.memory_log_every, "capacity": cfg.finetune.n_real, **facts})
+
+# %% [markdown]
+# ```{glue:figure} fr-memory-diversity
+# :name: fig-full-run-memory-diversity
+# The memories over fine-tuning: mean pairwise cosine similarity and Vendi score of $M_{real}$
+# (solid) and $M_{gen}$ (dashed), averaged over the classes, with the range over the classes
+# shaded. The run's log is `memory_log.csv` in its folder.
+# ```
+#
+# Over the second half of the logged steps, $M_{real}$ averages a pairwise similarity of
+# {glue:text}`fr-real-mean_cos:.3f` and a Vendi score of {glue:text}`fr-real-vendi:.1f`, and
+# $M_{gen}$ {glue:text}`fr-gen-mean_cos:.3f` and {glue:text}`fr-gen-vendi:.1f`, for memories of
+# {glue:text}`fr-capacity` items. The page {doc}`adaptive_update` sets the two rules side by side.
 #
 # ## Evaluate
 #

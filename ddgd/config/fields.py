@@ -116,6 +116,9 @@ class FinetuneConfig:
     difffit: bool = True  # train the DiffFit selection; False trains every parameter
     bitfit: bool = False  # train the biases only (BitFit, Minimax's is_bitfit); takes precedence over difffit
     checkpoint_every: int = 1000
+    # every k steps, the diversity of every class's memories into the run's memory log
+    # (ddgd.method.memory_stats); 0: no log. What is logged, never what is computed: not hashed
+    memory_log_every: int = 10
     seed: int = 0
     # None: one model fine-tuned on every class; K: one model per phase of K classes of the list, each
     # fine-tuned from the pretrained DiT on its phase's classes (Minimax's --nclass K --phase p for ImageNet-100)

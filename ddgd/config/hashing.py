@@ -21,8 +21,9 @@ _LOCATION_DEFAULTS = {s: {k: getattr(getattr(RunConfig(), s), k) for k in keys} 
 # Datasets that have no name but their root (`data.dataset=imagefolder`): there the root says what the data
 # is, so it is hashed as written; two image folders never share a fine-tuned model, a pool or a row.
 NAMED_BY_ROOT = ("imagefolder",)
-# Fields that change how fast a run goes, never what it computes: left out of the hash.
-RUNTIME_FIELDS = {"data": ("workers",), "model": ("compile", "deterministic"), "eval": ("channels_last",)}
+# Fields that change how fast a run goes or what it logs, never what it computes: left out of the hash.
+RUNTIME_FIELDS = {"data": ("workers",), "model": ("compile", "deterministic"), "eval": ("channels_last",),
+                  "finetune": ("memory_log_every",)}
 # Fields added after result files were committed, with the value that does what the code did before
 # the field existed: at that value a field is left out of the hash, so those rows keep their hashes.
 ADDED_FIELDS = {"model": {"dit_numerics": "diffusers", "precision": "fp32", "tf32": False, "class_table": "pretrained"},

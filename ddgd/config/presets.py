@@ -107,7 +107,7 @@ PRESETS: dict[str, RunConfig] = {
         model=ModelConfig(dit="tiny", vae_encode="tiny", vae_decode="tiny", dit_numerics="diffusers"),
         data=DataConfig(dataset="digits", resolution=16),
         finetune=FinetuneConfig(batch_size=8, epochs=1, max_steps=6, n_real=4, n_gen=4, ema_decay=0.9,
-                                checkpoint_every=3),
+                                checkpoint_every=3, memory_log_every=3),
         sample=SampleConfig(pool=4, steps=5, batch_size=16),
         eval=EvalConfig(networks=("convnet-3",), ipcs=(2,), image_size=16, epochs=2, evaluations=2,
                         seeds=(0,), batch_size=16, full_epochs=1, protocol="legacy"),

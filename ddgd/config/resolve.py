@@ -126,8 +126,10 @@ def validate(cfg: RunConfig) -> RunConfig:
     if sm.steps > cfg.model.num_timesteps:
         raise ConfigError(f"sample.steps={sm.steps} exceeds model.num_timesteps={cfg.model.num_timesteps}: "
                           "respaced sampling takes at most one step per timestep")
-    if cfg.data.workers < 0:
-        raise ConfigError(f"data.workers={cfg.data.workers} must be 0 (decode in the main process) or more")
+    for key, value, zero in (("data.workers", cfg.data.workers, "decode in the main process"),
+                             ("finetune.memory_log_every", ft.memory_log_every, "no memory log")):
+        if value < 0:
+            raise ConfigError(f"{key}={value} must be 0 ({zero}) or more")
     if ft.accumulate not in ACCUMULATE:
         raise ConfigError(f"finetune.accumulate={ft.accumulate!r}: choose 'once' (paper) or 'cumulative' (released code)")
     if not 0.0 <= ft.ema_decay < 1.0:
@@ -282,12 +284,8 @@ def preset_differences(*names: str) -> dict[str, list]:
 
 def from_dict(d: dict) -> RunConfig:
     def build(cls, values):
-        kw = {}
-        for f in fields(cls):
-            if f.name in values:
-                v = values[f.name]
-                kw[f.name] = tuple(v) if isinstance(v, list) else v
-        return cls(**kw)
+        return cls(**{f.name: tuple(v) if isinstance(v := values[f.name], list) else v
+                      for f in fields(cls) if f.name in values})
 
     return RunConfig(
         name=d.get("name", "custom"),

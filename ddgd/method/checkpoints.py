@@ -1,8 +1,8 @@
 """The files of a fine-tuning run: config.json, checkpoint.pt, ema.pt, done.json (book page: The method).
 
 A checkpoint holds everything a resumed run needs to continue exactly (trainable weights, EMA,
-optimiser, both memories of every class, the generator's state, the step and the history); it is
-read with `weights_only=True`, so a file from elsewhere cannot run code. Every file is written
+optimiser, both memories of every class, the generator's state, the step, the history and the
+memory log); it is read with `weights_only=True`, so a file from elsewhere cannot run code. Every file is written
 atomically (`ddgd.base.files`).
 """
 from __future__ import annotations
@@ -40,7 +40,7 @@ def save_checkpoint(path: Path, model, state, cfg: RunConfig) -> None:
         "config_id": checkpoint_id(cfg), "model": cfg.model.dit, "step": state.step, "trainable": params,
         "optimizer": state.optimizer.state_dict(), "ema": state.ema.state_dict(),
         "memories": state.memories.state_dict() if state.memories else None,
-        "generator": state.generator.get_state(), "history": state.history,
+        "generator": state.generator.get_state(), "history": state.history, "memory_log": state.memory_log,
     }
     with atomic_write(path) as tmp:
         torch.save(blob, tmp)
@@ -88,6 +88,7 @@ def load_checkpoint(path: Path, model, state, cfg: RunConfig) -> None:
         state.memories.load_state_dict(blob["memories"])
     state.generator.set_state(blob["generator"])
     state.step, state.history = blob["step"], blob["history"]
+    state.memory_log = blob.get("memory_log", [])  # checkpoints written before the memory log have none
 
 
 def prepare_run_dir(out: Path, cfg: RunConfig) -> None:

@@ -14,13 +14,14 @@
 
 A run directory holds config.json, checkpoint.pt (everything needed to resume exactly: trainable
 weights, EMA, optimiser, both memories of every class, RNG state, step) and, when finished,
-ema.pt plus done.json. Checkpoints are written to a temporary name and renamed.
+ema.pt, done.json and memory_log.csv (the memories' diversity every `finetune.memory_log_every`
+steps, ddgd.method.memory_stats). Checkpoints are written to a temporary name and renamed.
 """
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -37,6 +38,7 @@ from ddgd.method.diffusion import Schedule, predicted_x0, q_sample
 from ddgd.method.latents import LatentCache
 from ddgd.method.losses import diffusion_loss, total_loss, vb_term
 from ddgd.method.memory import ClassMemories
+from ddgd.method.memory_stats import log_csv, memory_log
 from ddgd.method.memory_terms import memory_terms
 from ddgd.method.models import EMA, copy_parameters, drop_labels, load_transformer, select_trainable
 
@@ -56,6 +58,7 @@ class State:
     memories: ClassMemories | None
     generator: torch.Generator  # noise, timesteps, label dropout, posterior samples
     history: list
+    memory_log: list = field(default_factory=list)  # rows of ddgd.method.memory_stats.memory_log
 
 
 def batch_indices(n: int, batch_size: int, step: int, seed: int) -> torch.Tensor:
@@ -171,6 +174,8 @@ def finetune(cfg: RunConfig, cache: LatentCache, dit_labels: list[int], out_dir:
     while state.step < steps:
         state.history.append(training_step(forward, state, cache, dit_labels, schedule, cfg))
         bar.update(1)
+        if state.memories is not None and ft.memory_log_every and state.step % ft.memory_log_every == 0:
+            state.memory_log += memory_log(state.memories, state.step)  # the mechanism of eq-adaptive, over time
         at_end = state.step == steps or (stop_after is not None and state.step - start >= stop_after)
         if at_end or state.step % ft.checkpoint_every == 0:
             if state.memories is not None:  # the invariant of several ranks, checked where it is cheap to
@@ -184,6 +189,8 @@ def finetune(cfg: RunConfig, cache: LatentCache, dit_labels: list[int], out_dir:
     if state.step == steps and distributed.is_main():
         with atomic_write(out / "ema.pt") as tmp:
             torch.save({"config_id": checkpoint_id(cfg), "model": cfg.model.dit, "ema": state.ema.shadow}, tmp)
+        if state.memory_log:  # the memory log as a tidy table beside the weights (also in the checkpoint)
+            write_text(out / "memory_log.csv", log_csv(state.memory_log))
         write_text(out / "done.json", json.dumps({"steps": steps, "wall_s": time.time() - t0,
                                                   "config": to_dict(cfg)["finetune"]}))
     return out
