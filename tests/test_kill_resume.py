@@ -204,6 +204,7 @@ def same_run_folder(ref: Path, run: Path) -> None:
         assert blob_equal(a, b), f"{run / name} differs from the uninterrupted run's"
     a, b = (json.loads((d / "done.json").read_text()) for d in (ref, run))
     assert {**a, "wall_s": 0} == {**b, "wall_s": 0}  # wall_s: the clock of the last start
+    assert (run / "memory_log.csv").read_bytes() == (ref / "memory_log.csv").read_bytes()
 
 
 def same_files(ref: Path, other: Path) -> None:
@@ -261,7 +262,8 @@ def test_killed_distill_resumes_to_the_same_model(reference, tmp_path):
     same_files(reference / "cache", tmp_path / "cache")
     expected = to_dict(with_seed(resolve("digits-tiny"), 0, "ddgd"))
     assert json.loads((run / "config.json").read_text()) == json.loads(json.dumps(expected))
-    assert sorted(p.name for p in files_under(run)) == ["checkpoint.pt", "config.json", "done.json", "ema.pt"]
+    assert sorted(p.name for p in files_under(run)) == ["checkpoint.pt", "config.json", "done.json", "ema.pt",
+                                                        "memory_log.csv"]
 
 
 def test_killed_run_resumes_to_the_same_results(reference, tmp_path):

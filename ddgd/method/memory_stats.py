@@ -57,7 +57,8 @@ def vendi_score(items: torch.Tensor) -> float:
 
 
 def memory_log(memories, step: int) -> list[dict]:
-    """One row (LOG_COLUMNS) per class and memory of `memories` (a `ClassMemories`) at `step`.
+    """One row (LOG_COLUMNS) per class and memory of `memories` (a `ClassMemories`) at `step`; None where a
+    measure is undefined (mean_cos of fewer than two items).
 
     Reading the items is a host synchronisation on a GPU: it happens only at logged steps.
     """
@@ -66,8 +67,13 @@ def memory_log(memories, step: int) -> list[dict]:
         for name, bank in (("real", memories.real[label]), ("gen", memories.gen[label])):
             items = bank.tensor().cpu() if len(bank) else torch.empty(0, 1)
             rows.append(dict(step=int(step), **{"class": int(label)}, memory=name, items=int(items.shape[0]),
-                             mean_cos=mean_pairwise_cosine(items), vendi=vendi_score(items)))
+                             mean_cos=_value(mean_pairwise_cosine(items)), vendi=_value(vendi_score(items))))
     return rows
+
+
+def _value(x: float) -> float | None:
+    """None for an undefined measure (NaN), so that equal logs compare equal (a resumed run's checkpoint)."""
+    return None if math.isnan(x) else x
 
 
 def log_csv(rows: list[dict]) -> str:
