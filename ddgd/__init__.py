@@ -64,6 +64,7 @@ The package is built as rooms, each a subpackage that imports only from the room
       walkthrough   shared by the walk-throughs: their configs, real images, latents, timings
       memory_initialisation, minimax_losses, adaptive_update   the walk-through pages
       memory_diversity  the memories' diversity during fine-tuning, read from a run's memory log and drawn
+      diversity_accuracy  the page "Is DDGD more diverse, and does it matter?": diversity against accuracy
       figure1 (with toy_diffusion), figure2, figure3, figure4, benchmark   the pages of the paper's figures
       colab         the notebooks' Colab copies
     commands      what each subcommand of `ddgd` does

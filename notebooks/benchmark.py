@@ -33,6 +33,7 @@ results_csv = "data/results/fashion-mnist.csv"  # relative to the repository; No
 compute = False  # run the runs this CSV lacks (hours for the full preset on a CPU)
 references = ["fashion-mnist"]  # datasets whose published numbers are shown beside ours
 threads = None  # torch CPU threads; None: torch's default
+precision_csv = "benchmarks/results/precision.csv"  # fp32 against bf16 (benchmarks/bench_precision.py)
 output_dir = "runs/reproduce/benchmark"  # fine-tuning runs, sample pools and the figure
 
 # %%
@@ -122,6 +123,32 @@ glue("bm-cost", evaluation_cost(runs), display=False)
 # %% [markdown]
 # ```{glue:} bm-cost
 # ```
+
+# %% [markdown]
+# ## bf16 autocast on this CPU
+#
+# bf16 autocast (`model.precision` and `eval.precision`, see the execution switches on the
+# [reproducing page](../book/reproduce.md)) pays on CPUs with AVX512-BF16 units as on GPUs. Before
+# it could become a default of a CPU preset, `benchmarks/bench_precision.py` ran DDGD on the quick
+# preset in both precisions, seed by seed (fine-tuning, sampling and ConvNet-3 at IPC 10), into
+# {glue:text}`bm-precision-csv`:
+
+# %%
+precision_rows = report.load_results(project_path(precision_csv))
+glue("bm-precision", Markdown(comparisons.describe_comparison(
+    comparisons.compare(precision_rows, "bf16", ["fp32"], column="variant"))), display=False)
+arm_s = precision_rows.groupby("variant").wall_s.sum()  # evaluation seconds of each arm, as the rows recorded
+glue_values("bm", {"precision-csv": shown_path(project_path(precision_csv)),
+                   "bf16-speed": float(arm_s["fp32"] / arm_s["bf16"])})
+
+# %% [markdown]
+# ```{glue:md} bm-precision
+# :format: myst
+# ```
+#
+# The evaluations of the bf16 arm took {glue:text}`bm-bf16-speed:.2f` times less time. The
+# presets therefore keep fp32: bf16 stays one override away (`-o model.precision=bf16 -o
+# eval.precision=bf16`), and a row computed with it says so after its hardware.
 
 # %% [markdown]
 # ## Published numbers, for orientation

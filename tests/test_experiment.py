@@ -151,3 +151,16 @@ def test_the_latent_cache_is_readable_by_everyone(tmp_path):
     assert path.stat().st_mode & 0o777 == 0o755
     assert sorted(f.name for f in path.iterdir()) == ["labels.npy", "mean.npy", "meta.json", "std.npy"]
     assert all(f.stat().st_mode & 0o777 == 0o644 for f in path.iterdir())
+
+
+def test_a_bf16_row_says_so_in_its_provenance(tmp_path):
+    # bf16 autocast changes the numbers (benchmarks/results/precision-summary.csv): the row names it
+    cfg = resolve("digits-tiny", {"model.precision": "bf16", "eval.precision": "bf16"})
+    csv = tmp_path / "r.csv"
+    run_experiment(cfg, ("ddgd", "random"), tmp_path / "runs", csv, progress=False)
+    df = pd.read_csv(csv).set_index("method")
+    assert df.loc["ddgd", "hardware"].endswith("; bf16 autocast: model, eval")
+    assert df.loc["random", "hardware"].endswith("; bf16 autocast: eval")  # no model makes real images
+    fp32 = tmp_path / "fp32.csv"
+    run_experiment(resolve("digits-tiny"), ("random",), tmp_path / "runs32", fp32, progress=False)
+    assert "autocast" not in pd.read_csv(fp32).hardware.iloc[0]

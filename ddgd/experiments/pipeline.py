@@ -170,6 +170,9 @@ def evaluate_set(cfg: RunConfig, images, labels, data: RealData, method: str, ip
     """
     result = train_and_test(images, labels, data.test_x, data.test_y, network, cfg.eval, seed, ipc, progress=progress)
     row = result_row(method, cfg.data.dataset, ipc, network, seed, result, config_hash(cfg))
+    autocast_in = [stage for stage, p in (("model", cfg.model.precision), ("eval", cfg.eval.precision)) if p != "fp32"]
+    if autocast_in:  # how the numbers were computed, in the row's provenance beside the hardware
+        row["hardware"] += f"; bf16 autocast: {', '.join(autocast_in)}"
     row["variant"] = variant
     append_result(csv, row)
     return row
