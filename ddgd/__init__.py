@@ -17,7 +17,7 @@ The package is built as rooms, each a subpackage that imports only from the room
       diffusion     the Gaussian diffusion process, DiT's respacing, the predicted x0 (eq-forward, eq-x0)
       losses        diffusion loss, VB term, the two memory terms (eq-diffusion, eq-similarity, eq-real, eq-gen, eq-total)
       memory        per-class memories and their update rules, FIFO and self-adaptive (eq-adaptive)
-      slots         the memories of every class in fixed slots: items, unit vectors, similarity matrix (eq-adaptive)
+      slots         the memories of every class in fixed slots: items, their lengths, similarity matrix (eq-adaptive)
       memory_terms  the memory terms and the memories' update of a step, in one pass over each memory
       memory_stats  the memories' diversity during fine-tuning: mean pairwise cosine, Vendi score (memory log)
       hub           where a model comes from: small configs, local folders, the Hugging Face Hub

@@ -184,3 +184,49 @@ def test_compare_and_update_matches_cosines_with_the_previous_items():
                 torch.nn.functional.normalize(items.double(), dim=1).T
             got = sims[:, ~empty]  # the old items, in slot order: compare as sorted rows
             assert torch.allclose(got.sort(1).values, expected.sort(1).values, atol=1e-12)
+
+
+def test_unit_items_normalise_the_stored_items_when_asked_as_minimax_terms_would():
+    # No unit vectors are stored: unit_items normalises the gathered items, to the bit what F.normalize gives
+    # for the whole memory (as `minimax_terms` normalises it). Hand-computable: (3, 4, 0) -> (0.6, 0.8, 0).
+    mem = ClassMemories(3, 3, "adaptive")
+    mem.update(torch.tensor([0, 0]), torch.tensor([[3.0, 4.0, 0.0], [0.0, 0.0, 2.0]]), torch.ones(2, 3))
+    slots = mem._banks.store.order(mem._banks.rows[("real", 0)])
+    got = mem.unit_items("real", [0, 0], slots)
+    assert torch.allclose(got, torch.tensor([[0.6, 0.8, 0.0], [0.0, 0.0, 1.0]]))
+    g = torch.Generator().manual_seed(6)
+    mem = ClassMemories(16, 8, "adaptive")
+    for _ in range(5):
+        mem.update(torch.randint(0, 3, (8,), generator=g), torch.randn(8, 4, 8, 8, generator=g),
+                   torch.randn(8, 4, 8, 8, generator=g))
+    for c in range(3):
+        for m, items in zip(("real", "gen"), mem.tensors(c)):
+            slots = mem._banks.store.order(mem._banks.rows[(m, c)])
+            assert torch.equal(mem.unit_items(m, [c] * len(slots), slots), torch.nn.functional.normalize(items, dim=1))
+
+
+def test_update_compared_blocks_are_the_rows_compare_and_update_returns():
+    import copy
+
+    g = torch.Generator().manual_seed(7)
+    mem = ClassMemories(5, 4, "adaptive")
+    for _ in range(3):
+        labels = torch.randint(0, 3, (8,), generator=g)
+        mem.update(labels, torch.randn(8, 7, generator=g), torch.randn(8, 7, generator=g))
+    twin = copy.deepcopy(mem)
+    labels, z0, zhat = torch.tensor([2, 0, 2, 4]), torch.randn(4, 7, generator=g), torch.randn(4, 7, generator=g)
+    found, blocks = mem.update_compared(labels, z0, zhat)
+    expected = twin.compare_and_update(labels, z0, zhat)
+    assert set(blocks) == set(expected) == {0, 2}  # class 4 is new: nothing to compare with
+    for c, n in ((0, 1), (2, 2)):
+        for m, (first, group, row), (sims, empty) in zip(("real", "gen"), blocks[c], expected[c]):
+            assert torch.equal(found.cos[first:first + n], sims) and torch.equal(found.empty[group], empty)
+            assert row == mem._banks.rows[(m, c)]  # M_real's block, then M_gen's
+
+
+def test_items_keep_the_dtype_of_the_first_ones():
+    bank = MemoryBank(3, "adaptive")
+    bank.add(torch.tensor([[1.0, 0.0]]))
+    bank.add(torch.tensor([[0.1, 1.0]], dtype=torch.float64))  # stored as float32, as the first items were
+    assert bank.tensor().dtype == torch.float32
+    assert torch.equal(bank.tensor(), torch.tensor([[1.0, 0.0], [0.1, 1.0]]))

@@ -20,8 +20,8 @@ indices, in their original order), so that it can be tested exactly and timed al
 
 Both memories of every class are rows of one `SlotStore` (`Banks`; a `MemoryBank` is one row), so
 that a batch updates all of them with the same few tensor operations, and
-`ClassMemories.compare_and_update` also returns what the memory terms need from the memories as
-they were, from the same pass over each memory (`ddgd.method.memory_terms`).
+`ClassMemories.compare_and_update` (in bulk: `update_compared`) also returns what the memory terms
+need from the memories as they were, from the same pass over each memory (`ddgd.method.memory_terms`).
 """
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ from typing import Callable
 
 import torch
 
-from ddgd.method.slots import TIE_TOLERANCE, Chooser, Rows, SlotStore, lengths  # noqa: F401 (TIE_TOLERANCE)
+from ddgd.method.similarity import unit
+from ddgd.method.slots import TIE_TOLERANCE, Chooser, Found, Rows, SlotStore, lengths  # noqa: F401 (TIE_TOLERANCE)
 
 Rule = Callable[[torch.Tensor, int], torch.Tensor]
 UPDATE_RULES: dict[str, Rule] = {}
@@ -76,6 +77,7 @@ def adaptive_min(rows: Rows, s: torch.Tensor) -> torch.Tensor:
 
 Key = tuple[str, int]  # (memory, class label), e.g. ("real", 3)
 Compared = tuple[torch.Tensor, torch.Tensor]  # (cosine similarities [n, slots], empty slots [slots])
+Block = tuple[int, int, int]  # (first row of Found.cos, group of Found.empty, row of the store)
 
 
 class Banks:
@@ -109,27 +111,30 @@ class Banks:
         return self.store.counts[row] if row is not None and row < len(self.store.counts) else 0
 
     def add(self, groups: list[tuple[Key, int]], latents: torch.Tensor,
-            probes: dict[Key, int] | None = None) -> dict[Key, tuple[torch.Tensor, torch.Tensor]]:
+            probes: dict[Key, int] | None = None) -> Found | None:
         """Add latents [n, ...] by groups (key, k): the next k items go to memory `key`; then apply the rule.
 
-        `probes`, keyed by memory, and the result as `SlotStore.add` (before the rule removes anything).
+        `probes`, keyed by memory, and the result as `SlotStore.add` (spans keyed by store row, `rows`;
+        before the rule removes anything).
         """
         new = latents.detach().reshape(latents.shape[0], -1)
         groups = [(self.row(key), k) for key, k in groups if k]
         if not groups:
-            return {}
+            return None
         if self.store.raw is not None and self.store.raw.shape[2] != new.shape[1]:
             raise ValueError(f"latent size {new.shape[1]} does not match the memory's {self.store.raw.shape[2]}")
+        new = self.store.stored(new)
         wide = new.double()  # exact
-        finite = torch.isfinite(lengths(wide)).all()
+        norm = lengths(wide)
+        finite = torch.isfinite(norm).all()
         if new.device.type == "cpu":
             self._check_finite(finite)
         else:  # reading the flag now would stop the GPU every step
             self._finite = finite if self._finite is None else self._finite & finite
         probes = {self.rows[key]: p for key, p in (probes or {}).items()}
-        found = self.store.add(groups, new, wide, reserve=max(self.capacities.values()), probes=probes)
+        found = self.store.add(groups, new, wide, norm, reserve=max(self.capacities.values()), probes=probes)
         self.store.shrink(self._caps, UPDATE_RULES[self.rule].choose)
-        return {self._keys[row]: v for row, v in found.items()}
+        return found
 
     @staticmethod
     def _check_finite(finite: torch.Tensor) -> None:
@@ -147,9 +152,10 @@ class Banks:
         return self.store.items(self.rows[key]) if self.count(key) else torch.empty(0, 0)
 
     def unit_items(self, keys: list[Key], slots: torch.Tensor) -> torch.Tensor:
-        """unit(item) in slot slots[p] of memory keys[p]: [P, d], a copy."""
+        """unit(item) in slot slots[p] of memory keys[p]: [P, d], normalised now (row by row: to the bit what
+        normalising the whole memory gives)."""
         rows = torch.tensor([self.rows[key] for key in keys]).to(slots.device, non_blocking=True)
-        return self.store.unit[rows, slots]
+        return unit(self.store.at(torch.add(slots, rows, alpha=self.store.seq.shape[1])))
 
     def load(self, key: Key, items: torch.Tensor | None) -> None:
         """Replace the items of one memory (S is rebuilt from them)."""
@@ -212,7 +218,7 @@ class ClassMemories:
 
     def update(self, labels: torch.Tensor, z0: torch.Tensor, zhat: torch.Tensor) -> None:
         """Add the batch's real latents and predicted latents to their class memories, all at once."""
-        self.compare_and_update(labels, z0, zhat, compare=False)
+        self.update_compared(labels, z0, zhat, compare=False)
 
     def compare_and_update(self, labels: torch.Tensor, z0: torch.Tensor, zhat: torch.Tensor,
                            compare: bool = True) -> dict[int, tuple[Compared, Compared]]:
@@ -222,15 +228,26 @@ class ClassMemories:
         {c: (M_real's, M_gen's)}, each (sims [n_c, slots] float64, rows in batch order; empty [slots], True
         where the memory held no item); a slot indexes `unit_items`.
         """
-        labels = labels.cpu()  # class blocks chosen on the host (labels on a GPU would cost a sync)
-        sizes = sorted(Counter(labels.tolist()).items())  # (class, items in the batch), ascending labels
+        found, blocks = self.update_compared(labels, z0, zhat, compare)
+        n = Counter(labels.cpu().tolist())
+        return {c: tuple((found.cos[a:a + n[c]], found.empty[g]) for a, g, _ in blocks[c]) for c in blocks}
+
+    def update_compared(self, labels: torch.Tensor, z0: torch.Tensor, zhat: torch.Tensor,
+                        compare: bool = True) -> tuple[Found | None, dict[int, tuple[Block, Block]]]:
+        """`update`, and what it compared (`compare_and_update` in bulk, for `ddgd.method.memory_terms`):
+        `Found`, and for each class c of the batch that had a memory {c: (M_real's, M_gen's)}, each a `Block`
+        (first, group, row): rows first..first + n_c of found.cos compare zhat_c (batch order) with the
+        memory as it was, masked by found.empty[group]; the memory is row `row` of the store (`unit_at`).
+        """
+        labels = labels.cpu().tolist()  # class blocks chosen on the host (labels on a GPU would cost a sync)
+        sizes = sorted(Counter(labels).items())  # (class, items in the batch), ascending labels
         had = [c for c, _ in sizes if c in self.real and len(self.real[c])] if compare else []
         for c, _ in sizes:
             self.banks(c)
         # Class by class (ascending, batch order within), zhat_c then z0_c: M_gen[c] takes the first, M_real[c]
         # the second and is compared with the first just before its own (probes): each memory is read once.
         rows, b = {c: [] for c, _ in sizes}, len(labels)
-        for i, c in enumerate(labels.tolist()):
+        for i, c in enumerate(labels):
             rows[c].append(i)
         order = torch.tensor([i + shift for c, _ in sizes for shift in (0, b) for i in rows[c]])  # of [zhat; z0]
         new = torch.cat([zhat.detach().flatten(1), z0.flatten(1)])
@@ -238,12 +255,16 @@ class ClassMemories:
         groups = [((m, c), n) for c, n in sizes for m in ("gen", "real")]
         probes = {key: p for c, n in sizes if c in had for key, p in ((("gen", c), 0), (("real", c), n))}
         found = self._banks.add(groups, new, probes)
-        n = dict(sizes)  # the first n_c rows of either: zhat_c (M_real's probes, M_gen's own items)
-        return {c: tuple((found[(m, c)][0][:n[c]], found[(m, c)][1]) for m in ("real", "gen")) for c in had}
+        at = {c: [self._banks.rows[(m, c)] for m in ("real", "gen")] for c in had}  # the store rows
+        return found, {c: tuple((found.spans[r][1], found.spans[r][0], r) for r in at[c]) for c in had}
 
     def unit_items(self, memory: str, labels: list[int], slots: torch.Tensor) -> torch.Tensor:
         """unit(M[c][slot]) for memory "real" or "gen" of each class labels[p], slot slots[p]: [P, d]."""
         return self._banks.unit_items([(memory, c) for c in labels], slots)
+
+    def unit_at(self, flat: torch.Tensor) -> torch.Tensor:
+        """unit(item) in flat slots flat[p] = row * slots + slot of the store (`Block`): [P, d], a copy."""
+        return unit(self._banks.store.at(flat))
 
     def tensors(self, label: int) -> tuple[torch.Tensor, torch.Tensor] | None:
         """(M_real[c], M_gen[c]) as tensors, or None if the class has no memory yet."""

@@ -15,11 +15,11 @@ synchronisation on a GPU).
 """
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
-
-from ddgd.method.similarity import unit
 
 # Ties are broken by the first index (the oldest item). S is built in blocks as items arrive, so
 # values that are equal in exact arithmetic can differ by rounding; it is kept in float64 and values
@@ -36,30 +36,31 @@ class Rows:
     A rule's chooser sees this object and returns one slot per row [P]: the next item to remove.
     """
 
-    def __init__(self, seq: torch.Tensor, slot: torch.Tensor | None = None):
+    def __init__(self, seq: torch.Tensor):
         self.seq = seq
-        self._slot = torch.arange(seq.shape[1], device=seq.device) if slot is None else slot  # [slots]
 
     def head(self, p: int) -> Rows:
         """The first p rows (a view: what it removes is removed here)."""
-        return Rows(self.seq[:p], self._slot)
+        return self if p == len(self.seq) else Rows(self.seq[:p])
 
     def alive(self) -> torch.Tensor:
         return self.seq != FREE  # [P, slots]
 
     def oldest_among(self, candidates: torch.Tensor) -> torch.Tensor:
         """Per row, the slot with the smallest insertion number among `candidates` [P, slots] (stored items only)."""
-        return torch.argmin(self.seq.masked_fill(~candidates, FREE), dim=1)  # an empty slot's FREE never wins
+        return torch.where(candidates, self.seq, FREE).argmin(1)  # an empty slot's FREE never wins
 
     def extreme(self, s: torch.Tensor, largest: bool) -> torch.Tensor:
         """Per row, the oldest stored item whose s [P, slots] is the largest (or smallest), within TIE_TOLERANCE."""
         masked = s.masked_fill(self.seq == FREE, float("-inf") if largest else float("inf"))  # empty: never a pick
         top = masked.amax(1, keepdim=True) if largest else masked.amin(1, keepdim=True)  # [P, 1]
-        return self.oldest_among((masked - top).abs_() <= top.abs().clamp_(min=1.0).mul_(TIE_TOLERANCE))
+        # |masked - top|, exactly (rounding is symmetric in sign), without the abs
+        gap = torch.sub(top, masked) if largest else torch.sub(masked, top)
+        return self.oldest_among(gap <= top.abs().clamp_(min=1.0).mul_(TIE_TOLERANCE))
 
     def remove(self, k: torch.Tensor) -> None:
         """Empty slot k[p] of every row p."""
-        self.seq.masked_fill_(self._slot == k[:, None], FREE)
+        self.seq.scatter_(1, k[:, None], FREE)
 
 
 Chooser = Callable[[Rows, "torch.Tensor | None"], torch.Tensor]
@@ -71,20 +72,35 @@ def lengths(x: torch.Tensor) -> torch.Tensor:
     return torch.linalg.vector_norm(x, dim=1, dtype=torch.float64).clamp_min(1e-12)
 
 
+class Found(NamedTuple):
+    """What `SlotStore.add` compared: cos [R, slots] float64, the cosine similarities of items with rows;
+    empty [G, slots], True where group g's row held no item before the add; spans {row: (g, start, p, k)}:
+    rows start..start+p+k of cos are the row's p probes, then its own k items (group g)."""
+    cos: torch.Tensor
+    empty: torch.Tensor
+    spans: dict[int, tuple[int, int, int, int]]
+
+
 class SlotStore:
-    """Memories in slots: raw [rows, slots, d], the items as given, in the dtype of the first ones;
-    unit [rows, slots, d], unit(item), for the memory terms; seq [rows, slots] int64, insertion
-    numbers (FREE: an empty slot); norm64 [rows, slots], the items' float64 lengths (1 in a slot
-    never filled: every buffer stays finite, empty slots are masked rather than skipped); with
-    `similarity`, sim [rows, slots, slots] float64, S_ij = x_i . x_j / (|x_i| |x_j|) within a row.
-    `counts[r]`, the items of row r, is known on the host.
+    """Memories in slots: raw [rows, slots, d], the items as given, in `dtype`, that of the first ones (no
+    unit vectors: the memory terms normalise the few items they pick); seq [rows, slots] int64, insertion
+    numbers (FREE: an empty slot); norm64 [rows, slots], the items' float64 lengths (1 in a slot never
+    filled: every buffer stays finite, empty slots are masked rather than skipped); with `similarity`,
+    sim [rows, slots, slots] float64, S_ij = x_i . x_j / (|x_i| |x_j|) within a row. `counts[r]`, the
+    items of row r, is known on the host. A slot emptied by a removal keeps its item until an add fills
+    it again.
     """
 
     def __init__(self, similarity: bool):
         self.similarity = similarity
-        self.raw = self.unit = self.norm64 = self.sim = self.seq = self._wide = None
+        self.raw = self.norm64 = self.sim = self.seq = self.dtype = self._wide = self._wide_t = None
+        self._rows: tuple[torch.Tensor, ...] = ()
         self.counts: list[int] = []
         self.next_seq = 0
+
+    def stored(self, new: torch.Tensor) -> torch.Tensor:
+        """new [n, d] as the store keeps it: in the dtype of the first items."""
+        return new if self.dtype is None else new.to(self.dtype)
 
     def _grow(self, rows: int, slots: int, like: torch.Tensor) -> None:
         """Reallocate every buffer to `rows` x `slots` (the new ones empty), keeping what is stored."""
@@ -96,83 +112,84 @@ class SlotStore:
                 new[tuple(slice(0, n) for n in old.shape)] = old
             return new
 
-        dtype = like.dtype if self.raw is None else self.raw.dtype
-        self.raw = grown(self.raw, (rows, slots, d), dtype)
-        self.unit = grown(self.unit, (rows, slots, d), dtype)
+        self.dtype = like.dtype if self.dtype is None else self.dtype
+        self.raw = grown(self.raw, (rows, slots, d), self.dtype)
+        self._wide = torch.empty(slots, d, dtype=torch.float64, device=dev)  # one row in float64, during `add`
+        self._rows, self._wide_t = self.raw.unbind(0), self._wide.T  # views made once, not at every add
         self.seq = grown(self.seq, (rows, slots), torch.int64, FREE)
         self.norm64 = grown(self.norm64, (rows, slots), torch.float64, 1)
-        self._wide = torch.empty(slots, d, dtype=torch.float64, device=dev)  # one row in float64, during `add`
         if self.similarity:
             self.sim = grown(self.sim, (rows, slots, slots), torch.float64)
         self.counts += [0] * (rows - len(self.counts))
 
     @torch.no_grad()  # memories hold detached items: no autograd bookkeeping
-    def add(self, groups: Groups, new: torch.Tensor, new64: torch.Tensor | None = None, reserve: int = 0,
-            probes: dict[int, int] | None = None) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
-        """Write the items `new` [n, d] into empty slots, group by group (`Groups`); `new64`: new in float64.
+    def add(self, groups: Groups, new: torch.Tensor, wide: torch.Tensor | None = None,
+            norm: torch.Tensor | None = None, reserve: int = 0, probes: dict[int, int] | None = None) -> Found | None:
+        """Write the items `new` [n, d] into empty slots, group by group (`Groups`); `wide`: `stored(new)` in
+        float64, and `norm`: its `lengths`, when the caller has them.
 
         The slots grow when a row has too few empty ones: doubling up to `reserve` (a capacity, so that
         a memory filled item by item reallocates rarely), then to what is needed.
 
         `probes[r] = p` asks for the cosine similarities with row r of the p items of `new` just before
-        row r's own and of its own k, computed in the pass that builds S: returned as {r: (sims
-        [p + k, slots] float64, empty [slots] True where the row held no item before this add)}.
+        row r's own and of its own k, computed in the product that builds S: returned in `Found` (None
+        when nothing was compared).
         """
         groups, probes = [(r, k) for r, k in groups if k], probes or {}
         if not groups:
-            return {}
+            return None
+        new = self.stored(new)
+        wide = new.double() if wide is None else wide  # exact
         rows, slots = (0, 0) if self.seq is None else self.seq.shape
         counts = self.counts + [0] * max(0, max(r for r, _ in groups) + 1 - len(self.counts))
         need = max(counts[r] + k for r, k in groups)
         if self.seq is None or len(counts) > rows or need > slots:
             self._grow(max(len(counts), rows), max(slots, need, min(2 * slots, reserve)), new)
-        dev, n = new.device, new.shape[0]
-        # Where each item goes, made on the host: its row, its rank within its group, its group; the groups' rows.
-        where = [r for r, k in groups for _ in range(k)] + [i for _, k in groups for i in range(k)]
-        where += [g for g, (_, k) in enumerate(groups) for _ in range(k)] + [r for r, _ in groups]
-        row, rank, group, present = torch.tensor(where).to(dev, non_blocking=True).split([n, n, n, len(groups)])
-        held = self.seq.index_select(0, present) != FREE  # [G, slots]: the items before this add
-        # Empty slots first, each row in slot order (stable): item i takes its row's rank[i]-th empty slot.
-        slot = torch.argsort(held.to(torch.uint8), dim=1, stable=True)[group, rank]  # [n]
-        if new.dtype != self.raw.dtype:  # stored as the first items were
-            new, new64 = new.to(self.raw), None
-        new64 = new.double() if new64 is None else new64  # exact
-        self.raw[row, slot] = new
-        self.unit[row, slot] = unit(new)  # as the memory terms normalise items, row by row
-        self.seq[row, slot] = torch.arange(self.next_seq, self.next_seq + n, device=dev)
-        self.norm64[row, slot] = norm = lengths(new64)
+            slots = self.seq.shape[1]
+        n, at = wide.shape[0], list(itertools.accumulate((k for _, k in groups), initial=0))  # group g: items at[g]..
+        compare = [(g, r, k, probes.get(r, 0)) for g, (r, k) in enumerate(groups) if self.similarity or r in probes]
+        # Every index made on the host, sent in one tensor. Per item: its row; its rank in its group's sorted row
+        # (after the row's stored items); its insertion number. The groups' rows. Per compared row of `cos`
+        # (a row's probes, then its own items): the item and the store row; for S, where the own items are.
+        compared = [i for g, _, k, p in compare for i in range(at[g] - p, at[g] + k)]
+        offsets = list(itertools.accumulate((p + k for _, _, k, p in compare), initial=0))  # of each row in cos
+        own = [j for (_, _, k, p), o in zip(compare, offsets) for j in range(o + p, o + p + k)] \
+            if self.similarity and any(p for *_, p in compare) else []  # without probes: every row of cos
+        lists = [[r for r, k in groups for _ in range(k)],
+                 [g * slots + counts[r] + i for g, (r, k) in enumerate(groups) for i in range(k)],
+                 range(self.next_seq, self.next_seq + n), [r for r, _ in groups],
+                 compared, [r for _, r, k, p in compare for _ in range(p + k)], own]
+        index = torch.tensor([i for part in lists for i in part]).to(new.device, non_blocking=True)
+        row, pick, seq, present, items, store_rows, own = index.split([len(part) for part in lists])
+        old = self.seq.index_select(0, present)  # [G, slots]: the items before this add
+        # Stored items first in insertion order, then the empty slots in slot order (a stable sort: FREE ties):
+        # item i takes the first empty slot of its row after those its group's earlier items took.
+        slot = torch.argsort(old, dim=1, stable=True).view(-1).index_select(0, pick)  # [n]
+        flat = torch.add(slot, row, alpha=slots)  # row * slots + slot: into any buffer viewed as [rows * slots, ...]
+        norm = lengths(wide) if norm is None else norm
+        self.raw.view(-1, new.shape[1]).index_copy_(0, flat, new)
+        self.seq.view(-1).index_copy_(0, flat, seq)
+        self.norm64.view(-1).index_copy_(0, flat, norm)
         self.next_seq += n
         for r, k in groups:
             self.counts[r] += k
-        if not (self.similarity or probes):
-            return {}
-        cos, spans = self._compare(groups, new64, norm, probes)
-        if self.similarity:  # S of the new items against every slot, theirs included (empty slots are masked)
-            own = [i for _, _, end, k in spans for i in range(end - k, end)]  # their rows in `cos`
-            own = torch.tensor(own).to(dev, non_blocking=True) if len(own) < len(cos) else None
-            cross = cos if own is None else cos.index_select(0, own)  # [n, slots]
-            self.sim[row, :, slot] = cross  # the new columns, then the new rows
-            self.sim[row, slot] = cross
-        empty = ~held
-        return {r: (cos[end - k - probes[r]:end], empty[g]) for g, r, end, k in spans if r in probes}
-
-    def _compare(self, groups: Groups, new64: torch.Tensor, norm: torch.Tensor, probes: dict[int, int]):
-        """Float64 cosines [R, slots] of the items compared with each row (its probes, then its own items),
-        and for each compared group (g, row, end, k): its rows of the result end at `end`, its own k last."""
-        spans, dots, items, store_rows, start = [], [], [], [], 0
-        for g, (r, k) in enumerate(groups):
-            if self.similarity or r in probes:  # one pass over row r: copied to float64 once, compared there
-                a = start - probes.get(r, 0)
-                self._wide.copy_(self.raw[r])  # exact; half the bytes of a stored float64 copy to read
-                dots.append(new64[a:start + k] @ self._wide.T)  # x_i . x_j
-                items += range(a, start + k)
-                store_rows += [r] * (start + k - a)
-                spans.append((g, r, len(items), k))
-            start += k
-        index = torch.tensor(items + store_rows).to(new64.device, non_blocking=True)
+        if not compare:
+            return None
+        dots = [self._dots(wide[at[g] - p:at[g] + k], r) for g, r, k, p in compare]  # probes and own items
         dot = dots[0] if len(dots) == 1 else torch.cat(dots)
-        scale = norm.index_select(0, index[:len(items)])[:, None] * self.norm64.index_select(0, index[len(items):])
-        return dot / scale, spans  # x_i . x_j / (|x_i| |x_j|)
+        cos = dot.div_(norm.index_select(0, items)[:, None] * self.norm64.index_select(0, store_rows))
+        if self.similarity:  # S of the new items against every slot, theirs included (empty slots are masked)
+            cross = cos.index_select(0, own) if len(own) else cos  # [n, slots]
+            self.sim[row, :, slot] = cross  # the new columns, then the new rows (these win where both write)
+            self.sim.view(-1, slots).index_copy_(0, flat, cross)
+        spans = {r: (g, o, p, k) for (g, r, k, p), o in zip(compare, offsets)}
+        return Found(cos, old == FREE, spans)
+
+    def _dots(self, x: torch.Tensor, r: int) -> torch.Tensor:
+        """x_i . x_j of x [k, d] float64 with every slot of row r [k, slots] (empty ones are masked later): one
+        pass over the row, copied to float64 once (exact; half the bytes of a stored float64 copy to read)."""
+        self._wide.copy_(self._rows[r])
+        return torch.mm(x, self._wide_t)
 
     def alive(self) -> torch.Tensor:
         return self.seq != FREE  # [rows, slots]
@@ -190,13 +207,13 @@ class SlotStore:
         rows = Rows(self.seq.index_select(0, index))  # [P, slots]
         sim = self.sim.index_select(0, index) if self.similarity else None  # [P, slots, slots]
         s = (sim * rows.alive()[:, None, :]).sum(2) if self.similarity else None  # s_i over the stored items
-        first = torch.arange(len(over), device=index.device)
         for j in range(excess[0]):
             p = sum(e > j for e in excess)  # rows that still hold too many
-            k = choose(rows.head(p), None if s is None else s[:p])  # [p]
-            rows.head(p).remove(k)
-            if s is not None:
-                s[:p] -= sim[first[:p], :, k]  # minus column k: the removed item's similarities
+            head, sp = rows.head(p), None if s is None else s[:p] if p < len(over) else s
+            k = choose(head, sp)  # [p]
+            head.remove(k)
+            if s is not None:  # minus column k: the removed item's similarities
+                sp -= sim[:p].gather(2, k.view(p, 1, 1).expand(p, sim.shape[1], 1)).view(p, -1)
         self.seq.index_copy_(0, index, rows.seq)
         for r in over:
             self.counts[r] = caps[r]
@@ -212,4 +229,9 @@ class SlotStore:
         return torch.argsort(self.seq[row])[: self.counts[row]]
 
     def items(self, row: int) -> torch.Tensor:
-        return self.raw[row].index_select(0, self.order(row))  # [count, d]
+        """The stored items of `row` [count, d] in insertion order, in `dtype`."""
+        return self.raw[row].index_select(0, self.order(row))
+
+    def at(self, flat: torch.Tensor) -> torch.Tensor:
+        """The items in flat slots flat[p] = row * slots + slot [P], in `dtype`: [P, d], a copy."""
+        return self.raw.view(-1, self.raw.shape[2]).index_select(0, flat)
