@@ -37,9 +37,12 @@ ARMS = {"fp32": {"method": "ddgd"},
 
 
 def variants(seeds: list[int], preset: str = PRESET):
+    from ddgd.config.presets import FIRST_CPU_SETTINGS
     from ddgd.experiments.variants import variant_configs
 
-    return {v.label: v for v in variant_configs(preset, {"eval.seeds": seeds}, ARMS)}
+    # The committed rows ran before the CPU presets took the reference protocol and their own lambda_g:
+    # both arms keep the settings those rows ran with, so that a rerun extends them.
+    return {v.label: v for v in variant_configs(preset, {"eval.seeds": seeds, **FIRST_CPU_SETTINGS}, ARMS)}
 
 
 def run_arm(arm: str, seeds: list[int], csv: Path, runs: Path, preset: str = PRESET) -> float:

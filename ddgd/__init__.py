@@ -20,6 +20,7 @@ The package is built as rooms, each a subpackage that imports only from the room
       slots         the memories of every class in fixed slots: items, their lengths, similarity matrix (eq-adaptive)
       memory_terms  the memory terms and the memories' update of a step, in one pass over each memory
       memory_stats  the memories' diversity during fine-tuning: mean pairwise cosine, Vendi score (memory log)
+      gradient_balance  how hard the memory terms pull against the diffusion loss (eq-grad-ratio)
       hub           where a model comes from: small configs, local folders, the Hugging Face Hub
       models        the diffusers DiT and VAE, the original DiT's numerics, DiffFit / BitFit, EMA
       class_table   a fresh class embedding table for classes the DiT was not pretrained on
@@ -66,6 +67,7 @@ The package is built as rooms, each a subpackage that imports only from the room
       memory_diversity  the memories' diversity during fine-tuning, read from a run's memory log and drawn
       diversity_accuracy  the page "Is DDGD more diverse, and does it matter?": diversity against accuracy
       figure1 (with toy_diffusion), figure2, figure3, figure4, benchmark   the pages of the paper's figures
+      memory_weights  the Figure 4 page's gradient balance of the memory terms on real models
       colab         the notebooks' Colab copies
     commands      what each subcommand of `ddgd` does
     cli           the `ddgd` command: the one face of all the above (`__main__`: python -m ddgd)

@@ -32,7 +32,7 @@
 
 # %% tags=["parameters"]
 preset = "fashion-mnist-quick"  # a name of ddgd.config.PRESETS
-overrides = {"sample.pool": 50}  # config overrides; the pool must hold at least `ipc` images per class
+overrides = {"sample.pool": 50, "finetune.lambda_g": 0.008}  # the pool holds at least `ipc` images per class; the paper's weight (see below)
 methods = ["dit", "minimax", "ddgd"]  # the panels after the originals
 classes = [0, 1, 3, 5, 7, 9]  # class indices shown, one row each
 per_class = 8  # images shown per class
@@ -50,9 +50,11 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
+from IPython.display import Markdown
+from myst_nb import glue
 
 from ddgd.config import project_path, resolve, shown_path
-from ddgd.pages.figures import glue_values, save_figure
+from ddgd.pages.figures import glue_values, save_figure, settings_note
 from ddgd.pages.figure3 import GallerySpec, describe_diversity, diversity_summary, gallery, plot_gallery
 
 if threads:
@@ -63,6 +65,14 @@ spec = GallerySpec(methods=tuple(methods), classes=tuple(classes), per_class=per
 folder = project_path(images_dir) if images_dir else Path(output_dir) / "gallery"
 sets, rows, manifest, computed = gallery(config, spec, folder, Path(output_dir) / "runs", compute, progress=False)
 print(("computed and written to " if computed else "read from ") + shown_path(folder))
+
+# %% tags=["remove-cell"]
+glue("fig3-settings", Markdown(settings_note(overrides)), display=False)
+
+# %% [markdown]
+# ```{glue:md} fig3-settings
+# :format: myst
+# ```
 
 # %% [markdown]
 # ## The images

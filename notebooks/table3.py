@@ -34,7 +34,7 @@
 
 # %% tags=["parameters"]
 preset = "fashion-mnist-quick"  # a name of ddgd.config.PRESETS
-overrides = {"eval.seeds": [0, 1, 2]}  # config overrides applied to every variant
+overrides = {"eval.seeds": [0, 1, 2], "eval.protocol": "legacy", "finetune.lambda_g": 0.008}  # applied to every variant; the settings of its rows (see below)
 # each variant: the method, plus config overrides of its own
 variants = {
     "no memory terms": {"method": "finetune"},
@@ -60,7 +60,7 @@ from myst_nb import glue
 from ddgd.config import project_path, shown_path
 from ddgd.experiments import comparisons, report
 from ddgd.experiments.variants import design_table, run_variants, variant_configs
-from ddgd.pages.figures import glue_values, run_facts
+from ddgd.pages.figures import glue_values, run_facts, settings_note
 
 if threads:
     torch.set_num_threads(threads)
@@ -68,6 +68,14 @@ rows = variant_configs(preset, overrides, variants)  # one configuration and met
 csv = project_path(results_csv) if results_csv else Path(output_dir) / "table3.csv"
 runs = run_variants(rows, Path(output_dir) / "runs", csv, compute=compute)
 print(f"{len(runs)} result rows of these variants in {shown_path(csv)}")
+
+# %% tags=["remove-cell"]
+glue("t3-settings", Markdown(settings_note(overrides)), display=False)
+
+# %% [markdown]
+# ```{glue:md} t3-settings
+# :format: myst
+# ```
 
 # %% [markdown]
 # ## The variants

@@ -39,3 +39,9 @@ def test_no_correlation_is_said_plainly():
     corr = pd.DataFrame([dict(group="g", measure="coverage", rho=0.1, p=0.7, points=8)])
     assert da.describe_correlations(corr) == ("Over g (8 sets): coverage (rho +0.10, p 0.7). None of them is "
                                               "correlated with accuracy at the 0.05 level.")
+
+
+def test_several_measures_are_joined_with_and():
+    corr = pd.DataFrame([dict(group="g", measure=m, rho=0.9, p=0.001, points=8)
+                         for m in ("recall", "Vendi score", "density")])
+    assert "Higher recall, Vendi score and density go with higher accuracy (p < 0.05)." in da.describe_correlations(corr)

@@ -172,3 +172,22 @@ def test_paired_table_names_missing_columns_and_repeated_rows():
     twice = pd.concat([results(), results()], ignore_index=True)
     with pytest.raises(ValueError, match=r"ddgd against minimax in .*'ipc': 1.*more than once"):
         paired_table(twice, baselines=("minimax",))
+
+
+def test_setting_moves_pair_each_method_across_settings():
+    from ddgd.experiments.comparisons import setting_moves
+
+    def rows(values):  # method -> best per seed 0, 1
+        return pd.DataFrame([dict(method=m, dataset="d", ipc=10, network="convnet-3", seed=s, best=v)
+                             for m, vs in values.items() for s, v in enumerate(vs)])
+    now = rows({"ddgd": [73.0, 74.0], "dit": [70.0, 71.0]})
+    paper = rows({"ddgd": [71.0, 71.5], "dit": [70.0, 71.0]})
+    first = rows({"ddgd": [72.0, 72.0], "dit": [69.0, 69.0]})
+    protocol, weight = setting_moves(now, {"paper": paper, "first": first})
+    p = protocol.set_index("run")
+    # protocol: paper - first, per seed: ddgd (71 - 72, 71.5 - 72) = (-1, -0.5), mean -0.75; dit (1, 2), mean 1.5
+    assert p.loc["ddgd", "mean_diff"] == pytest.approx(-0.75) and p.loc["dit", "mean_diff"] == pytest.approx(1.5)
+    assert set(p["method"]) == {"paper"} and set(p["other"]) == {"first"}
+    # weight: now - paper for the methods with memory terms only: ddgd (2, 2.5), mean 2.25; dit left out
+    assert weight["run"].tolist() == ["ddgd"] and weight["mean_diff"].iloc[0] == pytest.approx(2.25)
+    assert setting_moves(now, {})[0].empty  # no earlier settings: nothing moved

@@ -180,7 +180,8 @@ def test_describe_sweeps_follows_the_numbers(cfg):
     text = figure4.describe_sweeps(_frame(), sweep.defaults(cfg))
     first = text.splitlines()[0]
     assert "best mean, 30.5 %, is at 0.002" in first and "(0.002) gives 30.5 %" in first
-    assert "span 19.5 points, more than the largest spread between seeds at one value (2.0 points)" in first
+    # the two values' seed ranges are 2.0 and 1.0 points: their median, 1.5, is the spread compared with
+    assert "span 19.5 points, more than the median spread between seeds at one value (1.5 points)" in first
     one_run = sweep.sweep_frame(pd.DataFrame([_row("finetune.n_gen=2", 0, 5.0)]))
     one = figure4.describe_sweeps(one_run, sweep.defaults(cfg))
     assert "no seed spread" in one and "(4) has no runs" in one

@@ -14,8 +14,9 @@ from typing import Sequence
 
 import pandas as pd
 
+from ddgd.config import resolve
 from ddgd.experiments import statistics
-from ddgd.experiments.report import NETWORK_ORDER, summary
+from ddgd.experiments.report import NETWORK_ORDER, load_results, select_runs, summary
 from ddgd.experiments.statistics import BETTER, CONFIDENCE, RESAMPLES, TOO_FEW, UNRESOLVED, WORSE
 
 MANY_SEEDS = 1000  # beyond this, the sentence says "more than" rather than an exact number nobody would run
@@ -184,3 +185,47 @@ def describe_comparison(cmp: pd.DataFrame, decimals: int = 1, unit: str = " %", 
             lines.append(f"  - {_cell_label(r, by)}: {r['mean']:{f}}{unit} against {r['other_mean']:{f}}{unit} "
                          f"(n = {r['n']} and {r['other_n']}); paired difference {phrase}.")
     return "\n".join(lines)
+
+
+def compare_settings(runs: dict[str, pd.DataFrame], pairs: Sequence[tuple[str, str]],
+                     methods: Sequence[str] | None = None, metric: str = "best") -> pd.DataFrame:
+    """What a change of settings moves: for each (after, before) pair of labelled result sets, `compare` per cell.
+
+    `runs` maps a setting's label to its rows (`report.select_runs` of one configuration). The cell is
+    the method, network and IPC of a run (column `run`); what is compared is the setting (`method` and
+    `other` hold the labels). `methods` keeps those runs only (None: all).
+    """
+    frames = [df.assign(setting=label).rename(columns={"method": "run"}) for label, df in runs.items()]
+    both = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["run", "setting"])
+    if methods is not None:
+        both = both[both["run"].isin(list(methods))]
+    parts = [compare(both, after, [before], metric, ("run", "network", "ipc"), "setting") for after, before in pairs]
+    parts = [p for p in parts if not p.empty]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["run", "network", "ipc",
+                                                                                 *COMPARE_COLUMNS])
+
+
+def settings_runs(csv, preset: str, overrides: dict, beside: dict[str, dict], methods: Sequence[str]) -> dict:
+    """The rows of `csv` of each labelled earlier setting (`beside`: label -> overrides on top of `overrides`).
+
+    Read only: a setting without rows gives an empty frame. `csv` None gives no settings.
+    """
+    if csv is None:
+        return {}
+    found = load_results(csv, missing_ok=True)
+    return {label: select_runs(found, resolve(preset, {**overrides, **extra}), methods) for label, extra in beside.items()}
+
+
+def setting_moves(now: pd.DataFrame, earlier: dict[str, pd.DataFrame],
+                  memory_methods: Sequence[str] = ("minimax", "ddgd")) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """What the protocol and the weight moved (book page Table 1): `compare_settings` of two pairs of settings.
+
+    `earlier` holds, in order, the rows at the paper's weight and those at the paper's weight under
+    the first protocol: the protocol's move is the first against the second (every method), the
+    weight's is `now` (the presets' settings) against the first (the methods with memory terms only).
+    """
+    labels = list(earlier)
+    settings = {"presets' settings": now, **earlier}
+    protocol = compare_settings(settings, list(zip(labels[:1], labels[1:2])))
+    weight = compare_settings(settings, [("presets' settings", labels[0])] if labels else [], memory_methods)
+    return protocol, weight

@@ -97,7 +97,8 @@ def describe_correlations(corr: pd.DataFrame, alpha: float = 0.05) -> str:
             for sign, word in ((1, "higher"), (-1, "lower")):
                 names = [r.measure for r in sig.itertuples() if r.rho * sign > 0]
                 if names:
-                    text += f" Higher {', '.join(names)} goes with {word} accuracy (p < {alpha:g})."
+                    listed_names = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+                    text += f" Higher {listed_names} go{'es' if len(names) == 1 else ''} with {word} accuracy (p < {alpha:g})."
         out.append(text)
     return " ".join(out)
 

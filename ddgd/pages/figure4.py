@@ -60,7 +60,8 @@ def describe_sweeps(frame: pd.DataFrame, marks: dict[str, float], decimals: int 
     """One Markdown bullet per parameter (and network, IPC): best value, the default, range against seed spread.
 
     Computed from the numbers, so the sentences stay true whichever way the results go. The seed
-    spread is the largest min-max range over the runs of one value; a range of means below it says
+    spread is the median over the values of the min-max range of the runs of one value (the median,
+    so that one value where training breaks down does not set it); a range of means below it says
     the parameter's effect is not told apart from seed noise at this scale.
     """
     s = sweep_summary(frame)
@@ -69,13 +70,29 @@ def describe_sweeps(frame: pd.DataFrame, marks: dict[str, float], decimals: int 
     f, lines = f".{decimals}f", []
     for (param, net, ipc), g in s.groupby(["param", "network", "ipc"], sort=False):
         symbol, best = SWEEPABLE[param][0], g.loc[g["mean"].idxmax()]
-        spread, span = (g["max"] - g["min"]).max(), g["mean"].max() - g["mean"].min()
+        spread, span = (g["max"] - g["min"]).median(), g["mean"].max() - g["mean"].min()
         mark, at = marks.get(param), g[g["value"] == marks.get(param)]
         default = (f"the setting of the main experiments ({mark:g}) gives {at['mean'].iloc[0]:{f}} %" if len(at)
                    else f"the setting of the main experiments ({mark}) has no runs")
         noise = ("with one run per value there is no seed spread to compare with" if g["n"].max() < 2 else
-                 f"{'more' if span > spread else 'no more'} than the largest spread between seeds at one value "
+                 f"{'more' if span > spread else 'no more'} than the median spread between seeds at one value "
                  f"({spread:{f}} points)")
         lines.append(f"- **{symbol}** ({net}, IPC {ipc}): the best mean, {best['mean']:{f}} %, is at {best['value']:g} "
                      f"of {len(g)} value(s); {default}; the means span {span:{f}} points, {noise}.")
     return "\n".join(lines)
+
+
+def describe_choice(frame: pd.DataFrame, param: str, chosen: float, preset: str, decimals: int = 1) -> str:
+    """The sentence on `preset`'s value of `param` against its sweep: the best mean, and whether it lies inside the range."""
+    s = sweep_summary(frame)
+    g = s[s["param"] == param].sort_values("value")
+    symbol = SWEEPABLE[param][0]
+    if g.empty:
+        return f"The sweep of {symbol} has no runs yet."
+    best = g.loc[g["mean"].idxmax()]
+    inside = best["value"] not in (g["value"].min(), g["value"].max())
+    at = g[g["value"] == chosen]
+    there = f"{at['mean'].iloc[0]:.{decimals}f} %" if len(at) else "no runs in this sweep"
+    return (f"The best mean of the {symbol} sweep, {best['mean']:.{decimals}f} %, is at {best['value']:g}, "
+            f"{'inside the range swept' if inside else 'at the edge of the range swept: the optimum may lie beyond it'}; "
+            f"the preset `{preset}` uses {symbol} = {chosen:g} ({there}).")

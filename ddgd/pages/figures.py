@@ -82,3 +82,25 @@ def run_facts(runs: pd.DataFrame, preset: str, csv: str) -> dict[str, Any]:
     """What a results page states about its rows: preset, result file, runs, seeds, provenance."""
     return {"preset": preset, "csv": csv, "runs": len(runs), "seeds": runs["seed"].nunique() if len(runs) else 0,
             "provenance": provenance_line(runs)}
+
+
+def settings_note(overrides: Mapping[str, Any]) -> str:
+    """The page's sentence on the settings it pins to read rows computed before the CPU presets changed.
+
+    The CPU presets took the reference evaluation protocol and their own lambda_g after several result
+    files were committed (`ddgd.config.presets.FIRST_CPU_SETTINGS`); a page that still reads such rows
+    passes those settings as overrides, and says so with this sentence.
+    """
+    from ddgd.config.presets import CPU_LAMBDA_G, FIRST_CPU_SETTINGS
+
+    pinned = {k: overrides[k] for k in FIRST_CPU_SETTINGS if k in overrides}
+    if not pinned:
+        return "Its runs use the preset's own settings."
+    words = {"eval.protocol": lambda v: f"the evaluation protocol `{v}`" + (" (this package's first one)" if
+                                                                          v == "legacy" else ""),
+             "finetune.lambda_g": lambda v: f"$\\lambda_g$ = {v:g}" + (" (the paper's)" if v == 0.008 else "")}
+    listed = ", ".join(words[k](v) for k, v in pinned.items())
+    return (f"Its runs were computed before the CPU presets took the reference evaluation protocol and "
+            f"$\\lambda_g$ = {CPU_LAMBDA_G:g}, and it reads them at the settings they ran with, passed as "
+            f"overrides: {listed}. The Table 1 page measures what the two changes move; without these overrides "
+            f"the page runs at the presets' current settings.")
