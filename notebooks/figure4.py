@@ -204,9 +204,9 @@ write_csv(items, f"{output_dir}/balance-items.csv", wcfg)
 write_csv(sizes, f"{output_dir}/balance-sizes.csv", wcfg)
 glue("fig4-sizes", sizes.round(5), display=False)
 glue_values("fig4-bal", {"agree": float((items["measured"] / items["predicted"] - 1).abs().max()),
-                         "item": items["measured"].median(), "gen": batches["ratio_gen"].median(),
-                         "real": batches["ratio_real"].median(), "sr": items["residual_rms"].median(),
-                         "sz": items["zhat_rms"].median(), "lg": wcfg.finetune.lambda_g,
+                         "item": float(items["measured"].median()), "gen": float(batches["ratio_gen"].median()),
+                         "real": float(batches["ratio_real"].median()), "sr": float(items["residual_rms"].median()),
+                         "sz": float(items["zhat_rms"].median()), "lg": wcfg.finetune.lambda_g,
                          "lr": wcfg.finetune.lambda_r, "gen-spread": float(sizes["ratio_gen"].max() / sizes["ratio_gen"].min()),
                          "real-spread": float(sizes["ratio_real"].max() / sizes["ratio_real"].min())})
 own = resolve(preset).finetune  # the preset's own weights, without the overrides this page reads its rows with
