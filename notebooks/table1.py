@@ -144,11 +144,9 @@ for label, rows in earlier.items():
 protocol_move, weight_move = comparisons.setting_moves(runs, earlier)
 glue("t1-protocol-move", Markdown(comparisons.describe_comparison(protocol_move)), display=False)
 glue("t1-weight-move", Markdown(comparisons.describe_comparison(weight_move)), display=False)
-glue("t1-beside-labels", ", ".join(earlier) or "none", display=False)
 
 # %% [markdown]
-# Settings shown beside: {glue:text}`t1-beside-labels`. Under the reference protocol at the paper's weight
-# $\lambda_g$ = 0.008:
+# Under the reference protocol at the paper's weight $\lambda_g$ = 0.008:
 #
 # ```{glue:} t1-beside-reference-protocol-paper-s-weight
 # ```

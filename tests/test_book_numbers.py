@@ -346,8 +346,7 @@ def table1_expected(csv: Path) -> tuple[dict, pd.DataFrame]:
     expected = {f"t1-{m}-best": comparisons.cell_mean(runs, m, net0, None if m == "full" else ipc0) for m in methods}
     expected.update({"t1-runs": len(runs), "t1-seeds": runs["seed"].nunique() if len(runs) else 0, "t1-ipc": ipc0,
                      "t1-network": net0, "t1-dataset": cfg.data.dataset, "t1-preset": params["preset"],
-                     "t1-csv": str(params["results_csv"]), "t1-provenance": provenance_line(runs),
-                     "t1-beside-labels": ", ".join(params["beside"]) or "none"})
+                     "t1-csv": str(params["results_csv"]), "t1-provenance": provenance_line(runs)})
     return expected, runs
 
 
