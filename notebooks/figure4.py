@@ -183,21 +183,12 @@ glue("fig4-paper-steps", resolve("imagewoof").finetune.max_steps, display=False)
 # predictions, at the paper's weights.
 
 # %% tags=["hide-input"]
-from ddgd.experiments.pipeline import load_data
-from ddgd.method.models import load_transformer, select_trainable
 from ddgd.pages import memory_weights
 from ddgd.pages.figures import write_csv
-from ddgd.pages.walkthrough import encode_subset, walkthrough_config
+from ddgd.pages.walkthrough import walkthrough_config
 
 wcfg = walkthrough_config(preset, balance_per_class, overrides={k: v for k, v in overrides.items() if k != "eval.seeds"})
-wdata = load_data(wcfg)
-wcache = encode_subset(wcfg, wdata)
-wmodel = load_transformer(wcfg.model.dit, numerics=wcfg.model.dit_numerics).eval()
-select_trainable(wmodel, wcfg.finetune.difffit, wcfg.finetune.bitfit)  # the parameters fine-tuning trains
-wlabels = torch.as_tensor(wdata.dit_labels)[wcache.labels]  # the DiT's class ids
-wz0 = wcache.sample(torch.arange(len(wcache)), torch.Generator().manual_seed(0))  # [N, c, h, w] real latents
-items, batches = memory_weights.balance(wmodel, wz0, wlabels, wcfg.finetune.lambda_r, wcfg.finetune.lambda_g,
-                                        batches=balance_batches, batch_size=wcfg.finetune.batch_size)
+items, batches = memory_weights.embedded_balance(wcfg, balance_batches)
 sizes = memory_weights.by_latent_size(balance_sides, wcfg.finetune.lambda_r, wcfg.finetune.lambda_g,
                                       batches=balance_batches)
 write_csv(items, f"{output_dir}/balance-items.csv", wcfg)

@@ -69,9 +69,10 @@ def test_parameter_gradients_of_a_real_dit():
     labels = torch.tensor([0, 0, 1, 1])
     memories = {c: (torch.randn(2, 4, 4, 4, generator=g), torch.randn(2, 4, 4, 4, generator=g)) for c in (0, 1)}
     t = torch.tensor([10, 200, 500, 900])
-    norms = parameter_gradients(model, z0, labels, labels, t, eps, sched, memories, 0.002, 0.008)
+    norms, z_t, eps_pred = parameter_gradients(model, z0, labels, labels, t, eps, sched, memories, 0.002, 0.008)
+    assert z_t.shape == eps_pred.shape == z0.shape and not eps_pred.requires_grad
     assert set(norms) == {"diff", "real", "gen"} and all(v > 0 for v in norms.values())
-    doubled = parameter_gradients(model, z0, labels, labels, t, eps, sched, memories, 0.004, 0.016)
+    doubled, _, _ = parameter_gradients(model, z0, labels, labels, t, eps, sched, memories, 0.004, 0.016)
     # the memory terms' gradients are linear in their weights; the diffusion loss's does not depend on them
     assert doubled["gen"] == pytest.approx(2 * norms["gen"], rel=1e-6)
     assert doubled["real"] == pytest.approx(2 * norms["real"], rel=1e-6)

@@ -23,6 +23,7 @@ import torch
 
 from ddgd.method.diffusion import Schedule, predicted_x0, q_sample
 from ddgd.method.losses import diffusion_loss, minimax_terms
+from ddgd.method.similarity import cosine_matrix
 
 
 def kappa(alphas_cumprod: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -54,8 +55,10 @@ def output_gradients(eps_pred: torch.Tensor, eps: torch.Tensor, z_t: torch.Tenso
     terms = minimax_terms(zhat, labels, memories)
     g_gen, = torch.autograd.grad(lambda_g * terms.l_gen, eps_pred)
     flat = zhat.detach().flatten(1)
-    cos = torch.stack([torch.nn.functional.cosine_similarity(flat[i:i + 1], memories[int(c)][1].flatten(1)).max()
-                       for i, c in enumerate(labels)])  # [B]: each item against its class's M_gen
+    cos = torch.empty(len(flat), dtype=flat.dtype)  # [B]: each item against the most similar item of its class's M_gen
+    for c in labels.unique().tolist():
+        rows = labels == c
+        cos[rows] = cosine_matrix(flat[rows], memories[c][1]).max(1).values
     gen = g_gen.flatten(1).norm(dim=1)
     return {"diff": g_diff.flatten(1).norm(dim=1), "gen": gen, "picked": gen > 0,
             "kappa": kappa(schedule.alphas_cumprod, t), "sin_theta": (1 - cos.clamp(-1, 1) ** 2).sqrt(),
@@ -65,12 +68,13 @@ def output_gradients(eps_pred: torch.Tensor, eps: torch.Tensor, z_t: torch.Tenso
 
 def parameter_gradients(model, z0: torch.Tensor, labels: torch.Tensor, model_labels: torch.Tensor, t: torch.Tensor,
                         eps: torch.Tensor, schedule: Schedule, memories: dict, lambda_r: float,
-                        lambda_g: float) -> dict[str, float]:
+                        lambda_g: float) -> tuple[dict[str, float], torch.Tensor, torch.Tensor]:
     """Norms of the gradients of L_diff, lambda_r L_real and lambda_g L_gen over the model's trainable parameters.
 
     One forward pass as `ddgd.method.finetune.training_step` makes it (without the VB term and the
     memories' update): z0 [B, C, H, W] real latents, labels [B] the memories' classes, model_labels
-    [B] the DiT's class ids, t [B] timesteps, eps [B, C, H, W] the noise.
+    [B] the DiT's class ids, t [B] timesteps, eps [B, C, H, W] the noise. Returns the norms, and
+    z_t and the predicted noise (detached) of that pass, for `output_gradients`.
     """
     params = [p for p in model.parameters() if p.requires_grad]
     z_t = q_sample(z0, t, eps, schedule)
@@ -82,5 +86,5 @@ def parameter_gradients(model, z0: torch.Tensor, labels: torch.Tensor, model_lab
                        ("gen", lambda_g * terms.l_gen)):
         grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
         norms[name] = float(torch.sqrt(sum((g.double() ** 2).sum() for g in grads if g is not None)))
-    return norms
+    return norms, z_t, eps_pred.detach()
 

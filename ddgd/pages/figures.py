@@ -91,6 +91,7 @@ def settings_note(overrides: Mapping[str, Any]) -> str:
     files were committed (`ddgd.config.presets.FIRST_CPU_SETTINGS`); a page that still reads such rows
     passes those settings as overrides, and says so with this sentence.
     """
+    from ddgd.config import FinetuneConfig
     from ddgd.config.presets import CPU_LAMBDA_G, FIRST_CPU_SETTINGS
 
     pinned = {k: overrides[k] for k in FIRST_CPU_SETTINGS if k in overrides}
@@ -98,7 +99,7 @@ def settings_note(overrides: Mapping[str, Any]) -> str:
         return "Its runs use the preset's own settings."
     words = {"eval.protocol": lambda v: f"the evaluation protocol `{v}`" + (" (this package's first one)" if
                                                                           v == "legacy" else ""),
-             "finetune.lambda_g": lambda v: f"$\\lambda_g$ = {v:g}" + (" (the paper's)" if v == 0.008 else "")}
+             "finetune.lambda_g": lambda v: f"$\\lambda_g$ = {v:g}" + (" (the paper's)" if v == FinetuneConfig().lambda_g else "")}
     listed = ", ".join(words[k](v) for k, v in pinned.items())
     return (f"Its runs were computed before the CPU presets took the reference evaluation protocol and "
             f"$\\lambda_g$ = {CPU_LAMBDA_G:g}, and it reads them at the settings they ran with, passed as "

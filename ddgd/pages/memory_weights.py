@@ -18,7 +18,8 @@ from diffusers import DiTTransformer2DModel
 from ddgd.method.diffusion import Schedule, predicted_x0, q_sample
 from ddgd.method.gradient_balance import output_gradients, parameter_gradients, predicted_ratio
 from ddgd.method.hub import SMALL_CONFIGS
-from ddgd.method.models import tie_embedders
+from ddgd.config import RunConfig
+from ddgd.method.models import load_transformer, select_trainable, tie_embedders
 
 
 @torch.no_grad()
@@ -40,14 +41,16 @@ def _memories(model, z0: torch.Tensor, labels: torch.Tensor, schedule: Schedule,
 
 
 def balance(model, z0: torch.Tensor, labels: torch.Tensor, lambda_r: float, lambda_g: float, batches: int = 8,
-            batch_size: int = 8, n_memory: int = 16, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+            batch_size: int = 8, n_memory: int = 16, seed: int = 0,
+            schedule: Schedule | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per item (the items a memory term picks) and per batch, the balance of the memory terms against L_diff.
 
     z0 [N, C, H, W] real latents with class labels [N] (the DiT's class ids). Items: t, kappa,
     sin_theta, residual_rms, zhat_rms, the measured ratio and eq-grad-ratio's prediction. Batches: the
     parameter-gradient norms of L_diff, lambda_r L_real and lambda_g L_gen and the two ratios.
+    `schedule`: the diffusion's (None: DiT's linear 1000-step one).
     """
-    g, schedule = torch.Generator().manual_seed(seed), Schedule.linear()
+    g, schedule = torch.Generator().manual_seed(seed), schedule or Schedule.linear()
     memories = _memories(model, z0, labels, schedule, n_memory, g)
     items, rows = [], []
     for b in range(batches):
@@ -55,12 +58,9 @@ def balance(model, z0: torch.Tensor, labels: torch.Tensor, lambda_r: float, lamb
         x, y = z0[idx], labels[idx]
         t = torch.randint(0, len(schedule), (batch_size,), generator=g)
         eps = torch.randn(x.shape, generator=g)
-        norms = parameter_gradients(model, x, y, y, t, eps, schedule, memories, lambda_r, lambda_g)
+        norms, z_t, eps_pred = parameter_gradients(model, x, y, y, t, eps, schedule, memories, lambda_r, lambda_g)
         rows.append({"batch": b, **norms, "ratio_real": norms["real"] / norms["diff"],
                      "ratio_gen": norms["gen"] / norms["diff"]})
-        with torch.no_grad():
-            z_t = q_sample(x, t, eps, schedule)
-            eps_pred = model(z_t, timestep=t, class_labels=y).sample[:, :x.shape[1]]
         out = output_gradients(eps_pred, eps, z_t, t, schedule, y, memories, lambda_g)
         rho = predicted_ratio(lambda_g, batch_size, out["classes"], out["kappa"], out["sin_theta"],
                               out["residual_rms"], out["zhat_rms"])
@@ -69,6 +69,25 @@ def balance(model, z0: torch.Tensor, labels: torch.Tensor, lambda_r: float, lamb
                           ("kappa", "sin_theta", "residual_rms", "zhat_rms")},
                           "measured": float(out["gen"][i] / out["diff"][i]), "predicted": float(rho[i])})
     return pd.DataFrame(items), pd.DataFrame(rows)
+
+
+def embedded_balance(cfg: RunConfig, batches: int = 8) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`balance` of the config's DiT (its fine-tuned parameters only) on the real latents of its data, at its weights.
+
+    The real images are the config's (a walk-through config: the first `data.train_per_class` per class).
+    """
+    from ddgd.experiments.pipeline import load_data  # deferred: the pipeline imports the whole method
+    from ddgd.pages.walkthrough import encode_subset
+
+    data = load_data(cfg)
+    cache = encode_subset(cfg, data)
+    model = load_transformer(cfg.model.dit, numerics=cfg.model.dit_numerics).eval()
+    select_trainable(model, cfg.finetune.difffit, cfg.finetune.bitfit)  # the parameters fine-tuning trains
+    labels = torch.as_tensor(data.dit_labels)[cache.labels]  # the DiT's class ids
+    z0 = cache.sample(torch.arange(len(cache)), torch.Generator().manual_seed(0))  # [N, c, h, w]
+    m = cfg.model
+    return balance(model, z0, labels, cfg.finetune.lambda_r, cfg.finetune.lambda_g, batches, cfg.finetune.batch_size,
+                   schedule=Schedule.linear(m.num_timesteps, m.beta_start, m.beta_end))
 
 
 def random_dit(side: int, seed: int = 0) -> DiTTransformer2DModel:
