@@ -204,6 +204,9 @@ own = resolve(preset).finetune  # the preset's own weights, without the override
 first, last = sizes.iloc[0], sizes.iloc[-1]  # the smallest and the largest latents
 stronger = all(first[k] >= last[k] for k in ("ratio_gen", "ratio_real"))
 glue("fig4-bal-direction", "at least as hard" if stronger else "more weakly, in at least one term,", display=False)
+weaker = max(last["ratio_gen"] / first["ratio_gen"], last["ratio_real"] / first["ratio_real"])  # >1: small latents pull less
+glue("fig4-bal-conclusion", "gives no reason to raise the memory weights on the CPU" if stronger else
+     f"would at most justify weights {weaker:.1f} times larger on the CPU", display=False)
 glue("fig4-choice", Markdown("\n".join(f"- {figure4.describe_choice(frame, p, getattr(own, p.split('.')[1]), preset)}"
                                         for p in ("finetune.lambda_g", "finetune.lambda_r"))), display=False)
 items.describe().round(4)
@@ -226,8 +229,8 @@ items.describe().round(4)
 # factor {glue:text}`fig4-bal-gen-spread:.2f` and that of $\mathcal{L}_{\text{real}}$ by
 # {glue:text}`fig4-bal-real-spread:.2f` (a linear dimension effect of 4096 against 256 would be 16),
 # and on the small latents both terms pull {glue:text}`fig4-bal-direction` than on the large ones. So
-# the latent dimension gives no reason to raise the memory weights on the CPU; the weights the CPU
-# presets use are read from the sweeps above:
+# the latent dimension {glue:text}`fig4-bal-conclusion`; the weights the CPU presets use are read
+# from the sweeps above:
 #
 # ```{glue:md} fig4-choice
 # :format: myst

@@ -24,7 +24,9 @@
 # tell apart, its ImageNette). Each subset is one configuration: the preset with `data.dataset` set to it; both
 # write their runs into one result file, and each reads back its own rows by their config hash.
 #
-# DDGD and Minimax use the paper's memory weights $\lambda_r$ and $\lambda_g$ ({eq}`eq-total`).
+# DDGD and Minimax use the preset's memory weights ({eq}`eq-total`): $\lambda_r$ =
+# {glue:text}`t2-lambda-r` and $\lambda_g$ = {glue:text}`t2-lambda-g` (the CPU presets' choice is
+# explained under {ref}`deviations-cpu-settings`).
 
 # %% tags=["parameters"]
 preset = "fashion-mnist-quick"  # a name of ddgd.config.PRESETS
@@ -33,6 +35,7 @@ overrides = {"eval.seeds": [0, 1, 2], "eval.protocol": "legacy", "finetune.lambd
 methods = ["random", "dit", "minimax", "ddgd"]
 results_csv = "data/results/table2-cpu.csv"  # relative to the repository; None: <output_dir>/table2.csv
 compute = True  # run the runs this CSV lacks (none when it is complete; all 24 take about an hour on 2 CPU cores)
+features = "judge"  # the diversity section's feature space: "judge" (Fashion-MNIST), "inception" (GPU), None: none
 references = ["imagenette", "imageidc"]  # datasets whose published numbers are shown beside ours
 threads = None  # torch CPU threads; None: torch's default (on a busy shared machine, 1 is much faster)
 output_dir = "runs/reproduce/table2"  # fine-tuning runs and sample pools, one folder per dataset
@@ -47,6 +50,7 @@ from myst_nb import glue
 from ddgd.config import project_path, shown_path
 from ddgd.experiments import comparisons, report
 from ddgd.experiments.variants import run_variants, variant_configs
+from ddgd.pages.diversity_accuracy import diversity_section
 from ddgd.pages.figures import glue_values, run_facts, settings_note
 
 if threads:
@@ -85,7 +89,8 @@ ours  # shown in the executed notebook; the page shows the glued copy below
 
 # %% tags=["remove-cell"]
 glue_values("t2", {"table": ours, "final-table": final, "headline": Markdown("\n".join(headlines)),
-                   "network": net0, "ipc": ipc0, **run_facts(runs, preset, str(results_csv or "<output_dir>/table2.csv")),
+                   "network": net0, "ipc": ipc0, "lambda-r": f"{variants[0].config.finetune.lambda_r:g}",
+                   "lambda-g": f"{variants[0].config.finetune.lambda_g:g}", **run_facts(runs, preset, str(results_csv or "<output_dir>/table2.csv")),
                    **{f"{comparisons.slug(name)}-{method}-best":
                       comparisons.cell_mean(runs[runs["dataset"] == name], method, net0, ipc0)
                       for name in datasets for method in methods}})
@@ -125,6 +130,36 @@ comparison.round(2)
 
 # %% [markdown]
 # ```{glue:md} t2-verdict
+# :format: myst
+# ```
+
+# %% [markdown]
+# ## How diverse the sets are
+#
+# The same sets in the feature space and with the measures of {doc}`diversity` (coverage and recall:
+# how much of the real data has a distilled image nearby; the Vendi score: the effective number of
+# distinct images), mean ± standard deviation over the seeds, and DDGD's paired differences with each
+# baseline on each subset:
+
+# %% tags=["remove-output"]
+section = diversity_section(variants, "ddgd", others, csv, Path(output_dir) / "runs", features, compute,
+                            column="method")
+glue_values("t2-div", section)
+section["table"]
+
+# %% [markdown]
+# ```{glue:} t2-div-table
+# ```
+#
+# **Coverage**, DDGD against each baseline:
+#
+# ```{glue:md} t2-div-coverage
+# :format: myst
+# ```
+#
+# **Vendi score**, DDGD against each baseline:
+#
+# ```{glue:md} t2-div-vendi
 # :format: myst
 # ```
 

@@ -36,7 +36,7 @@ from ddgd.base.provenance import provenance_line
 from ddgd.experiments import comparisons, report
 from ddgd.experiments import reproduce
 from ddgd.experiments import variants as sweep
-from ddgd.config import config_hash, project_path, resolve
+from ddgd.config import SAMPLE_STAGES, config_hash, project_path, resolve
 from ddgd.experiments.results import result_row
 from ddgd.experiments.runs import run_config
 
@@ -131,6 +131,17 @@ def fake_rows(cfg, method: str, variant: str | None = None, seeds=None) -> list[
     return rows
 
 
+def fake_diversity_row(cfg, method: str, seed: int, ipc: int) -> dict:
+    """A whole-set row as `ddgd diversity` writes it, keyed by the set's sample hash, made-up measures."""
+    from ddgd.experiments.diversity import DIVERSITY_COLUMNS
+
+    h = config_hash(run_config(cfg, method, seed, ipc), *SAMPLE_STAGES)
+    u = zlib.crc32(f"{h} {seed}".encode()) % 1000 / 1000
+    row = {c: "" for c in DIVERSITY_COLUMNS}
+    return {**row, "method": method, "dataset": cfg.data.dataset, "ipc": ipc, "seed": seed, "class": "all",
+            "coverage": u, "recall": 1 - u, "vendi": 1 + 9 * u, "config_hash": h, "diversity_hash": "d"}
+
+
 def foreign_rows(cfg, method: str) -> list[dict]:
     """Rows the page must leave out: a seed the config does not run, and another config's hash."""
     other_seed = fake_rows(cfg, method, seeds=[max(cfg.eval.seeds) + 7])
@@ -183,6 +194,11 @@ def prepare_table3(folder: Path):
     own = [r for label, (m, cfg) in configs.items() for r in fake_rows(cfg, m, variant=label)]
     other = foreign_rows(configs[params["focus"]][1], "ddgd")
     pd.DataFrame(own + other).to_csv(csv := folder / "table3-input.csv", index=False)
+    # the diversity rows of the same sets (the whole set only), and one of a set the page must leave out
+    div = [fake_diversity_row(cfg, m, seed, ipc) for m, cfg in configs.values() for seed in cfg.eval.seeds
+           for ipc in cfg.eval.ipcs]
+    pd.DataFrame(div + [{**div[0], "config_hash": "0123456789ab", "coverage": 9.0}]).to_csv(
+        folder / "table3-input.diversity.csv", index=False)
     return (dict(overrides=overrides, results_csv=str(csv), compute=False),
             (configs, params["focus"], pd.DataFrame(own), csv))
 
@@ -285,6 +301,9 @@ def test_table2_numbers_match_the_csv(launched):
     check_table(glue, "t2-table", report.table(kept, columns=("dataset", "network", "ipc")))
     check_table(glue, "t2-final-table", report.table(kept, metric="final", columns=("dataset", "network", "ipc")))
     assert "±" in glue["t2-table"]["text/plain"], "with three seeds every cell shows its spread"
+    # no diversity file beside the CSV and `compute` off: the section says so instead of showing numbers
+    assert glue["t2-div-coverage"]["text/markdown"] == "Not measured: table2-input.diversity.csv holds no rows of " \
+        "these sets (rerun with `compute`)."
 
 
 # ---- Table 3: one row per variant -----------------------------------------------------------------
@@ -302,6 +321,18 @@ def test_table3_numbers_match_the_csv(launched):
     check_values(glue, {**best, "t3-runs": len(own), "t3-seeds": len(SEEDS)})
     check_table(glue, "t3-table", report.table(runs, rows="variant", row_order=list(configs)))
     check_table(glue, "t3-final-table", report.table(runs, metric="final", rows="variant", row_order=list(configs)))
+    # the diversity section: mean ± std over seeds per variant, the foreign row (coverage 9) left out
+    div = pd.read_csv(csv.with_name("table3-input.diversity.csv"))
+    div = div[div["config_hash"] != "0123456789ab"].copy()
+    div["variant"] = [next(label for label, (m, cfg) in configs.items() if (m, r.config_hash) in {
+        (m, config_hash(run_config(cfg, m, s, i), *SAMPLE_STAGES)) for s in cfg.eval.seeds for i in cfg.eval.ipcs})
+        for r in div.itertuples()]
+    names = {"coverage": "coverage", "recall": "recall", "vendi": "Vendi score"}
+    check_table(glue, "t3-div-table", pd.concat({names[m]: report.table(div, metric=m, rows="variant", columns=("ipc",),
+                                                                          decimals=3, row_order=list(configs))
+                                                 for m in names}, axis=1))
+    assert "9.000" not in glue["t3-div-table"]["text/plain"]
+    assert "better in" in glue["t3-div-coverage"]["text/markdown"] and f"{focus} against" in glue["t3-div-vendi"]["text/markdown"]
 
 
 # ---- Figure 4: the sweep's summary table ----------------------------------------------------------

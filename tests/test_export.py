@@ -1,6 +1,7 @@
 """`ddgd export`: Hugging Face folders that load offline and hold exactly what the run made."""
 import hashlib
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -128,6 +129,10 @@ def test_refusals_come_before_anything_is_written(finished, tmp_path):
         export(root / "dit" / "seed0", out)
     with pytest.raises(ExportError, match="holds no sample pool"):
         export(root, out)
+    phased = tmp_path / "phased" / "seed0"  # a run fine-tuned in class phases: each phase is a run of its own
+    shutil.copytree(run, phased / "phase0")
+    with pytest.raises(ExportError, match="class phases, one model and pool each \\(phase0\\): export each"):
+        export(phased, out)
     with pytest.raises(ExportError, match="choose from dataset, model"):
         export(run, out, what=("weights",))
     assert not out.exists()

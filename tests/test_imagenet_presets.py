@@ -124,3 +124,15 @@ def test_phases_fine_tune_separate_runs_and_the_pool_holds_every_class(tmp_path,
     x, y = sample_pool(cfg, seed_dir, load_data(cfg), progress=False)  # read back: every class, 2 images each
     assert y.tolist() == [0, 0, 1, 1, 2, 2, 3, 3] and x.shape == (8, 3, 16, 16)
     assert not torch.equal(x[0], x[4])  # class 0 of phase 0 and of phase 1: other models, other noise
+
+    # the diversity rows measure the same joined pool: IPC 1 of every class of both phases (a stand-in for
+    # Inception's features, which are fetched on first use: the mean colour of each image)
+    from ddgd.experiments import diversity
+
+    monkeypatch.setattr(diversity, "inception_network", lambda device: lambda im: im.float().mean(dim=(2, 3)))
+    spec = diversity.DiversitySpec(features="inception", real_per_class=2, kid_subsets=2, kid_subset_size=2)
+    rows = diversity.diversity_rows(cfg, ("ddgd",), tmp_path / "runs", spec, progress=False)
+    assert [(r["class"], r["n_fake"]) for r in rows] == [("all", 4), ("0", 1), ("1", 1), ("2", 1), ("3", 1)]
+    (seed_dir / "phase1" / "samples" / "manifest.json").unlink()  # an unfinished phase is named, not sampled
+    with pytest.raises(FileNotFoundError, match="phase1/samples"):
+        diversity.diversity_rows(cfg, ("ddgd",), tmp_path / "runs", spec, progress=False)

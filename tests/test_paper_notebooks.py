@@ -59,7 +59,7 @@ def test_table1(setting, tmp_path):
 def test_table2(setting, tmp_path):
     _, o = setting
     folder = run_paper("table2", {"overrides": {**o, "eval.networks": ["resnetap-10"]}, "results_csv": None,
-                                  "compute": True}, tmp_path)
+                                  "compute": True, "features": None}, tmp_path)  # Inception is fetched on first use
     df = rows(folder, "table2.csv")
     assert set(df.dataset) == {"imagenette", "imageidc"}
     assert set(df.method) == {"random", "dit", "minimax", "ddgd", "full"}
@@ -68,7 +68,7 @@ def test_table2(setting, tmp_path):
 def test_table3(setting, tmp_path):
     _, o = setting
     folder = run_paper("table3", {"overrides": {**o, "eval.networks": ["resnetap-10"]}, "results_csv": None,
-                                  "compute": True}, tmp_path)
+                                  "compute": True, "features": None}, tmp_path)  # Inception is fetched on first use
     df = rows(folder, "table3.csv")
     assert df["variant"].nunique() >= 3 and set(df.network) == {"resnetap-10"}
 

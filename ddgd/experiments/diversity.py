@@ -14,7 +14,8 @@ images for Fashion-MNIST), in one fixed feature space, named in every row:
   torchmetrics, weights fetched on first use), the usual FID space for ImageNet subsets on a GPU.
 
 A set is what the accuracy rows train on: IPC k is the first k images per class of a method's pool
-(runs/<preset>/<method>/seed<k>/samples, `ddgd.method.sample.ipc_subset`), or for `random` the same
+(runs/<preset>/<method>/seed<k>/samples, `ddgd.method.sample.ipc_subset`; a run fine-tuned in class
+phases joins its phases' pools, phase<p>/samples, as its accuracy rows do), or for `random` the same
 seeded real images as its accuracy rows. The random baseline draws from the same training images as
 the reference, so a few of its images may lie in the reference too (as many as chance gives).
 Rows go to ``<csv stem>.diversity.csv`` beside the accuracy CSV (`diversity_path`), one per
@@ -38,8 +39,8 @@ from tqdm import tqdm  # text bars: the same in a terminal, a notebook and the b
 from ddgd.base.files import atomic_write
 from ddgd.base.provenance import git_commit, provenance
 from ddgd.config import SAMPLE_STAGES, RunConfig, config_hash, project_path
-from ddgd.experiments.pipeline import RealData, load_data, real_set, run_dir
-from ddgd.experiments.pipeline import read_pool as pipeline_read_pool
+from ddgd.experiments.phases import phase_classes, phase_dir, phased
+from ddgd.experiments.pipeline import RealData, load_data, real_set, run_dir, sample_pool
 from ddgd.experiments.results import locked
 from ddgd.experiments.runs import GENERATIVE, run_config
 from ddgd.method.sample import ipc_subset
@@ -145,13 +146,40 @@ def reference(cfg: RunConfig, data: RealData, spec: DiversitySpec) -> tuple[torc
     return real_set(cfg, data, "random", n, spec.reference_seed)
 
 
-def pool_folder(cfg: RunConfig, root: Path, method: str, seed: int) -> Path:
-    return run_dir(root, run_config(cfg, method, seed)) / "samples"
+def pool_folders(cfg: RunConfig, root: Path, method: str, seed: int, n_classes: int | None = None) -> list[Path]:
+    """The sample folders of a method's pool: ``samples/``, or one per class phase (``phase<p>/samples``).
+
+    Without `n_classes` (before the data are read) a phased run's phase folders are those on disk,
+    at least ``phase0``; with it, every phase the class list makes."""
+    run_cfg = run_config(cfg, method, seed)
+    out = run_dir(root, run_cfg)
+    if not phased(run_cfg):
+        return [out / "samples"]
+    if n_classes is None:
+        count = max(1, len([d for d in out.glob("phase*") if d.name[5:].isdigit()]))
+    else:
+        count = len(phase_classes(n_classes, run_cfg.finetune.classes_per_phase))
+    return [phase_dir(out, p) / "samples" for p in range(count)]
+
+
+def missing_pools(cfg: RunConfig, root: Path, methods, n_classes: int | None = None) -> list[str]:
+    """The sample folders of `cfg` x `methods` under `root` that hold no finished pool."""
+    return [str(folder) for s in cfg.eval.seeds for m in methods if m in GENERATIVE
+            for folder in pool_folders(cfg, root, m, s, n_classes) if not (folder / "manifest.json").is_file()]
+
+
+def _refuse_missing(cfg: RunConfig, root: Path, missing: list[str]) -> None:
+    if missing:
+        raise FileNotFoundError(f"no sample pool in {', '.join(missing)}: sample them first (`ddgd sample --preset "
+                                f"{cfg.name} --method <method> --out {root}`, or `ddgd run`)")
 
 
 def read_pool(cfg: RunConfig, root: Path, method: str, seed: int, data: RealData) -> tuple[torch.Tensor, torch.Tensor]:
-    """The pool a method's accuracy rows were made from, after checking it against its manifest and config."""
-    return pipeline_read_pool(run_config(cfg, method, seed), pool_folder(cfg, root, method, seed), data.names)
+    """The pool a method's accuracy rows were made from (its phases' pools joined, for a phased run),
+    after checking each against its manifest and config; only read here, never sampled: the folders
+    are checked to exist first (`missing_pools`)."""
+    run_cfg = run_config(cfg, method, seed)
+    return sample_pool(run_cfg, run_dir(root, run_cfg), data, progress=False)
 
 
 def _number(value) -> float | int | str:
@@ -175,13 +203,10 @@ def diversity_rows(cfg: RunConfig, methods, root: str | Path, spec: DiversitySpe
     """Rows of every method x seed x IPC x class of `cfg`, from the pools under `root`."""
     check_request(cfg, methods, spec)
     root = Path(root)
-    missing = [str(pool_folder(cfg, root, m, s)) for s in cfg.eval.seeds for m in methods
-               if m in GENERATIVE and not (pool_folder(cfg, root, m, s) / "manifest.json").is_file()]
-    if missing:
-        raise FileNotFoundError(f"no sample pool in {', '.join(missing)}: sample them first (`ddgd sample --preset "
-                                f"{cfg.name} --method <method> --out {root}`, or `ddgd run`)")
+    _refuse_missing(cfg, root, missing_pools(cfg, root, methods))
     git_commit()  # pins the commit the rows record: the code this measurement starts with
     data = load_data(cfg)
+    _refuse_missing(cfg, root, missing_pools(cfg, root, methods, len(data.names)))  # every phase of the list
     space = feature_space(cfg, spec, data, progress)
     ref_x, ref_y = reference(cfg, data, spec)
     ref_f = space.embed(ref_x)
