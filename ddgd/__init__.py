@@ -66,6 +66,7 @@ The package is built as rooms, each a subpackage that imports only from the room
       memory_initialisation, minimax_losses, adaptive_update   the walk-through pages
       memory_diversity  the memories' diversity during fine-tuning, read from a run's memory log and drawn
       diversity_accuracy  the page "Is DDGD more diverse, and does it matter?": diversity against accuracy
+      diversity_section   the diversity section of Tables 2 and 3: the measures of each configuration's sets
       figure1 (with toy_diffusion), figure2, figure3, figure4, benchmark   the pages of the paper's figures
       memory_weights  the Figure 4 page's gradient balance of the memory terms on real models
       colab         the notebooks' Colab copies

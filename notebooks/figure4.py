@@ -201,12 +201,11 @@ glue_values("fig4-bal", {"agree": float((items["measured"] / items["predicted"] 
                          "lr": wcfg.finetune.lambda_r, "gen-spread": float(sizes["ratio_gen"].max() / sizes["ratio_gen"].min()),
                          "real-spread": float(sizes["ratio_real"].max() / sizes["ratio_real"].min())})
 own = resolve(preset).finetune  # the preset's own weights, without the overrides this page reads its rows with
-first, last = sizes.iloc[0], sizes.iloc[-1]  # the smallest and the largest latents
+by_size = sizes.sort_values("d")
+first, last = by_size.iloc[0], by_size.iloc[-1]  # the smallest and the largest latents
 stronger = all(first[k] >= last[k] for k in ("ratio_gen", "ratio_real"))
 glue("fig4-bal-direction", "at least as hard" if stronger else "more weakly, in at least one term,", display=False)
-weaker = max(last["ratio_gen"] / first["ratio_gen"], last["ratio_real"] / first["ratio_real"])  # >1: small latents pull less
-glue("fig4-bal-conclusion", "gives no reason to raise the memory weights on the CPU" if stronger else
-     f"would at most justify weights {weaker:.1f} times larger on the CPU", display=False)
+glue("fig4-bal-conclusion", memory_weights.size_conclusion(first, last), display=False)
 glue("fig4-choice", Markdown("\n".join(f"- {figure4.describe_choice(frame, p, getattr(own, p.split('.')[1]), preset)}"
                                         for p in ("finetune.lambda_g", "finetune.lambda_r"))), display=False)
 items.describe().round(4)

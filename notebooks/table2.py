@@ -50,7 +50,7 @@ from myst_nb import glue
 from ddgd.config import project_path, shown_path
 from ddgd.experiments import comparisons, report
 from ddgd.experiments.variants import run_variants, variant_configs
-from ddgd.pages.diversity_accuracy import diversity_section
+from ddgd.pages.diversity_section import diversity_section
 from ddgd.pages.figures import glue_values, run_facts, settings_note
 
 if threads:
@@ -150,6 +150,8 @@ section["table"]
 # %% [markdown]
 # ```{glue:} t2-div-table
 # ```
+#
+# Feature space: {glue:text}`t2-div-space`.
 #
 # **Coverage**, DDGD against each baseline:
 #

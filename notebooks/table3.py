@@ -61,7 +61,7 @@ from myst_nb import glue
 from ddgd.config import project_path, shown_path
 from ddgd.experiments import comparisons, report
 from ddgd.experiments.variants import design_table, run_variants, variant_configs
-from ddgd.pages.diversity_accuracy import diversity_section
+from ddgd.pages.diversity_section import diversity_section
 from ddgd.pages.figures import glue_values, run_facts, settings_note
 
 if threads:
@@ -167,6 +167,8 @@ section["table"]
 # %% [markdown]
 # ```{glue:} t3-div-table
 # ```
+#
+# Feature space: {glue:text}`t3-div-space`.
 #
 # **Coverage**, the full method against each row:
 #

@@ -131,15 +131,29 @@ def fake_rows(cfg, method: str, variant: str | None = None, seeds=None) -> list[
     return rows
 
 
-def fake_diversity_row(cfg, method: str, seed: int, ipc: int) -> dict:
-    """A whole-set row as `ddgd diversity` writes it, keyed by the set's sample hash, made-up measures."""
+def fake_diversity_rows(cfg, method: str) -> list[dict]:
+    """Rows as `ddgd diversity` writes them, keyed by each set's sample hash, with made-up measures: the
+    whole set (class "all"), and one class whose coverage of 5 lies outside [0, 1] (a page shows none)."""
     from ddgd.experiments.diversity import DIVERSITY_COLUMNS
 
-    h = config_hash(run_config(cfg, method, seed, ipc), *SAMPLE_STAGES)
-    u = zlib.crc32(f"{h} {seed}".encode()) % 1000 / 1000
-    row = {c: "" for c in DIVERSITY_COLUMNS}
-    return {**row, "method": method, "dataset": cfg.data.dataset, "ipc": ipc, "seed": seed, "class": "all",
-            "coverage": u, "recall": 1 - u, "vendi": 1 + 9 * u, "config_hash": h, "diversity_hash": "d"}
+    rows = []
+    for seed in cfg.eval.seeds:
+        for ipc in cfg.eval.ipcs:
+            h = config_hash(run_config(cfg, method, seed, ipc), *SAMPLE_STAGES)
+            u = zlib.crc32(f"{h} {seed}".encode()) % 1000 / 1000
+            row = {**{c: "" for c in DIVERSITY_COLUMNS}, "method": method, "dataset": cfg.data.dataset, "ipc": ipc,
+                   "seed": seed, "feature_space": "judge (made up)", "config_hash": h, "diversity_hash": "d"}
+            rows += [{**row, "class": "all", "coverage": u, "recall": 1 - u, "vendi": 1 + 9 * u},
+                     {**row, "class": "0", "coverage": 5.0, "recall": 5.0, "vendi": 5.0}]
+    return rows
+
+
+def diversity_expected(div: pd.DataFrame, rows: str, order) -> pd.DataFrame:
+    """The section's table, recomputed from the whole-set rows with the report module."""
+    names = {"coverage": "coverage", "recall": "recall", "vendi": "Vendi score"}
+    whole = div[div["class"].astype(str) == "all"]
+    return pd.concat({names[m]: report.table(whole, metric=m, rows=rows, columns=("ipc",), decimals=3, row_order=order)
+                      for m in names}, axis=1)
 
 
 def foreign_rows(cfg, method: str) -> list[dict]:
@@ -180,6 +194,8 @@ def prepare_table2(folder: Path):
     own = [r for cfg in configs.values() for m in methods for r in fake_rows(cfg, m)]
     other = [r for cfg in configs.values() for r in foreign_rows(cfg, "ddgd")]
     pd.DataFrame(own + other).to_csv(csv := folder / "table2-input.csv", index=False)
+    pd.DataFrame([r for cfg in configs.values() for m in methods for r in fake_diversity_rows(cfg, m)]).to_csv(
+        folder / "table2-input.diversity.csv", index=False)
     return (dict(datasets=datasets, methods=methods, overrides=overrides, results_csv=str(csv), compute=False),
             (configs, methods, pd.DataFrame(own), csv))
 
@@ -194,9 +210,8 @@ def prepare_table3(folder: Path):
     own = [r for label, (m, cfg) in configs.items() for r in fake_rows(cfg, m, variant=label)]
     other = foreign_rows(configs[params["focus"]][1], "ddgd")
     pd.DataFrame(own + other).to_csv(csv := folder / "table3-input.csv", index=False)
-    # the diversity rows of the same sets (the whole set only), and one of a set the page must leave out
-    div = [fake_diversity_row(cfg, m, seed, ipc) for m, cfg in configs.values() for seed in cfg.eval.seeds
-           for ipc in cfg.eval.ipcs]
+    # the diversity rows of the same sets, and one of a set the page must leave out
+    div = [r for m, cfg in configs.values() for r in fake_diversity_rows(cfg, m)]
     pd.DataFrame(div + [{**div[0], "config_hash": "0123456789ab", "coverage": 9.0}]).to_csv(
         folder / "table3-input.diversity.csv", index=False)
     return (dict(overrides=overrides, results_csv=str(csv), compute=False),
@@ -301,9 +316,12 @@ def test_table2_numbers_match_the_csv(launched):
     check_table(glue, "t2-table", report.table(kept, columns=("dataset", "network", "ipc")))
     check_table(glue, "t2-final-table", report.table(kept, metric="final", columns=("dataset", "network", "ipc")))
     assert "±" in glue["t2-table"]["text/plain"], "with three seeds every cell shows its spread"
-    # no diversity file beside the CSV and `compute` off: the section says so instead of showing numbers
-    assert glue["t2-div-coverage"]["text/markdown"] == "Not measured: table2-input.diversity.csv holds no rows of " \
-        "these sets (rerun with `compute`)."
+    # the diversity section: per dataset and method, DDGD first; DDGD's mean coverage on each subset is shown
+    div = pd.read_csv(csv.with_name("table2-input.diversity.csv"))
+    check_table(glue, "t2-div-table", diversity_expected(div, "method", ["ddgd", "minimax", "dit", "random"]))
+    whole = div[(div["class"] == "all") & (div["method"] == "ddgd")]
+    for dataset, part in whole.groupby("dataset"):
+        assert f"{part['coverage'].mean():.3f} against" in glue["t2-div-coverage"]["text/markdown"], dataset
 
 
 # ---- Table 3: one row per variant -----------------------------------------------------------------
@@ -321,18 +339,17 @@ def test_table3_numbers_match_the_csv(launched):
     check_values(glue, {**best, "t3-runs": len(own), "t3-seeds": len(SEEDS)})
     check_table(glue, "t3-table", report.table(runs, rows="variant", row_order=list(configs)))
     check_table(glue, "t3-final-table", report.table(runs, metric="final", rows="variant", row_order=list(configs)))
-    # the diversity section: mean ± std over seeds per variant, the foreign row (coverage 9) left out
+    # the diversity section: mean ± std over seeds per variant, of the whole sets of the page's configs only
     div = pd.read_csv(csv.with_name("table3-input.diversity.csv"))
     div = div[div["config_hash"] != "0123456789ab"].copy()
     div["variant"] = [next(label for label, (m, cfg) in configs.items() if (m, r.config_hash) in {
         (m, config_hash(run_config(cfg, m, s, i), *SAMPLE_STAGES)) for s in cfg.eval.seeds for i in cfg.eval.ipcs})
         for r in div.itertuples()]
-    names = {"coverage": "coverage", "recall": "recall", "vendi": "Vendi score"}
-    check_table(glue, "t3-div-table", pd.concat({names[m]: report.table(div, metric=m, rows="variant", columns=("ipc",),
-                                                                          decimals=3, row_order=list(configs))
-                                                 for m in names}, axis=1))
-    assert "9.000" not in glue["t3-div-table"]["text/plain"]
-    assert "better in" in glue["t3-div-coverage"]["text/markdown"] and f"{focus} against" in glue["t3-div-vendi"]["text/markdown"]
+    check_table(glue, "t3-div-table", diversity_expected(div, "variant", list(configs)))
+    whole = div[div["class"] == "all"]
+    mean = whole[whole["variant"] == focus]["coverage"].mean()
+    assert f"{mean:.3f} against" in glue["t3-div-coverage"]["text/markdown"], "the focus's mean coverage is not shown"
+    assert value(glue["t3-div-space"]) == "judge (made up)"
 
 
 # ---- Figure 4: the sweep's summary table ----------------------------------------------------------
@@ -470,6 +487,12 @@ def test_committed_cpu_results_are_complete(artefact):
         kept = report.select_runs(found, cfg, [method])
         assert len(kept) == expected_rows(cfg, [method]), \
             f"{csv.name} holds {len(kept)} runs of {method} on {cfg.data.dataset}, not {expected_rows(cfg, [method])}"
+        if artefact in ("table2", "table3") and method != "full":  # their diversity sections read these too
+            from ddgd.pages.diversity_accuracy import diversity_of
+
+            sets = diversity_of(cfg, [method], csv, root=ROOT / "runs", compute=False)
+            assert len(sets) == len(cfg.eval.seeds) * len(cfg.eval.ipcs), \
+                f"{csv.stem}.diversity.csv lacks sets of {method} on {cfg.data.dataset}"
 
 
 def test_committed_full_preset_rows_are_runs_of_the_preset():

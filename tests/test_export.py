@@ -131,7 +131,10 @@ def test_refusals_come_before_anything_is_written(finished, tmp_path):
         export(root, out)
     phased = tmp_path / "phased" / "seed0"  # a run fine-tuned in class phases: each phase is a run of its own
     shutil.copytree(run, phased / "phase0")
-    with pytest.raises(ExportError, match="class phases, one model and pool each \\(phase0\\): export each"):
+    for p in (2, 10):  # named in numeric order, not in the order of their names
+        shutil.copytree(run, phased / f"phase{p}")
+    with pytest.raises(ExportError, match="class phases, one model and pool each \\(phase0, phase2, phase10\\): `ddgd export` "
+                                          "takes a run of one model"):
         export(phased, out)
     with pytest.raises(ExportError, match="choose from dataset, model"):
         export(run, out, what=("weights",))

@@ -77,3 +77,18 @@ def test_parameter_gradients_of_a_real_dit():
     assert doubled["gen"] == pytest.approx(2 * norms["gen"], rel=1e-6)
     assert doubled["real"] == pytest.approx(2 * norms["real"], rel=1e-6)
     assert doubled["diff"] == pytest.approx(norms["diff"], rel=1e-9)
+
+
+def test_the_latent_size_conclusion_follows_the_measured_direction():
+    import pandas as pd
+
+    from ddgd.pages.memory_weights import size_conclusion
+
+    small = pd.Series({"ratio_gen": 0.2, "ratio_real": 0.4})
+    # larger latents pull more weakly in both terms: no reason to raise the weights on small latents
+    assert "no reason" in size_conclusion(small, pd.Series({"ratio_gen": 0.1, "ratio_real": 0.2}))
+    # 5 % stronger on the large latents is under the 1.1 resolution: still no direction
+    assert "no reason" in size_conclusion(small, pd.Series({"ratio_gen": 0.21, "ratio_real": 0.4}))
+    # L_real pulls 0.4 on small and 1.2 on large latents: 1.2 / 0.4 = 3, the larger of the two terms' factors
+    assert size_conclusion(small, pd.Series({"ratio_gen": 0.3, "ratio_real": 1.2})) == \
+        "would at most justify weights 3.0 times larger on the CPU"

@@ -1,5 +1,6 @@
 """The ImageNet-100 and ImageNet-1k presets: their class lists, their evaluation settings, their data roots, and
 fine-tuning in class phases end to end on a fake tree (real wnids, stand-in models), in seconds."""
+import shutil
 from dataclasses import asdict
 
 import pandas as pd
@@ -136,3 +137,8 @@ def test_phases_fine_tune_separate_runs_and_the_pool_holds_every_class(tmp_path,
     (seed_dir / "phase1" / "samples" / "manifest.json").unlink()  # an unfinished phase is named, not sampled
     with pytest.raises(FileNotFoundError, match="phase1/samples"):
         diversity.diversity_rows(cfg, ("ddgd",), tmp_path / "runs", spec, progress=False)
+    assert not (seed_dir / "phase1" / "samples" / "manifest.json").exists()
+    shutil.rmtree(seed_dir / "phase1")  # a phase never fine-tuned: found missing once the class list is read
+    with pytest.raises(FileNotFoundError, match="phase1/samples"):
+        diversity.diversity_rows(cfg, ("ddgd",), tmp_path / "runs", spec, progress=False)
+    assert not (seed_dir / "phase1").exists()

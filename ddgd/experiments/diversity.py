@@ -176,10 +176,9 @@ def _refuse_missing(cfg: RunConfig, root: Path, missing: list[str]) -> None:
 
 def read_pool(cfg: RunConfig, root: Path, method: str, seed: int, data: RealData) -> tuple[torch.Tensor, torch.Tensor]:
     """The pool a method's accuracy rows were made from (its phases' pools joined, for a phased run),
-    after checking each against its manifest and config; only read here, never sampled: the folders
-    are checked to exist first (`missing_pools`)."""
+    after checking each against its manifest and config; only read, never sampled."""
     run_cfg = run_config(cfg, method, seed)
-    return sample_pool(run_cfg, run_dir(root, run_cfg), data, progress=False)
+    return sample_pool(run_cfg, run_dir(root, run_cfg), data, progress=False, sample=False)
 
 
 def _number(value) -> float | int | str:

@@ -54,10 +54,10 @@ def find_source(path: str | Path) -> Source:
     """The run behind `path` (a run folder or its samples/ pool), verified, before anything is written."""
     path = Path(path)
     pool = path / "samples" if (path / "samples" / "manifest.json").is_file() else path
-    phases = sorted(d.name for d in path.glob("phase*") if (d / "samples" / "manifest.json").is_file())
+    phases = sorted((d.name for d in path.glob("phase*") if d.name[5:].isdigit()), key=lambda n: int(n[5:]))
     if not (pool / "manifest.json").is_file() and phases:  # ddgd.experiments.phases: one model per phase
         raise ExportError(f"{path} was fine-tuned in class phases, one model and pool each ({', '.join(phases)}): "
-                          f"export each phase's folder, e.g. {path / phases[0]}")
+                          "`ddgd export` takes a run of one model and does not export phased runs")
     if not (pool / "manifest.json").is_file():
         raise ExportError(f"{path} holds no sample pool (samples/manifest.json): pass a run folder such as "
                           "runs/<preset>/ddgd/seed0 after `ddgd sample` or `ddgd run` has finished it")

@@ -141,15 +141,18 @@ def read_pool(cfg: RunConfig, folder: Path, names: list[str]) -> tuple[torch.Ten
 
 
 def sample_pool(cfg: RunConfig, out: Path, data: RealData, progress: bool = True,
-                whole: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                whole: bool = False, sample: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """The pool of `sample.pool` images per class, generated once and read back afterwards.
 
-    A run fine-tuned in phases joins its phases' pools, each sampled from its own model (`whole`: one phase's)."""
+    A run fine-tuned in phases joins its phases' pools, each sampled from its own model (`whole`: one phase's).
+    `sample=False` only reads: a pool (or a phase's) that is not finished raises FileNotFoundError."""
     if phased(cfg) and not whole:
-        return sample_phases(cfg, out, data, lambda c, o, d: sample_pool(c, o, d, progress, whole=True))
+        return sample_phases(cfg, out, data, lambda c, o, d: sample_pool(c, o, d, progress, True, sample))
     folder = out / "samples"
     if (folder / "manifest.json").is_file():
         return read_pool(cfg, folder, data.names)
+    if not sample:
+        raise FileNotFoundError(f"no sample pool in {folder} (samples/manifest.json): sample it first")
     apply_model_switches(cfg.model)
     model = load_finetuned(cfg, out, len(data.dit_labels))  # on the GPU when there is one
     vae = load_vae(cfg.model.vae_decode).to(default_device())

@@ -8,7 +8,6 @@ from the numbers:
 
 * `diversity_of`: the diversity rows of a config's runs (computed where the file lacks them,
   from the runs' pools), the whole set against the whole reference (class "all");
-* `variant_diversity`: the same for every configuration of an ablation (Tables 2 and 3), labelled;
 * `joined`: accuracy and diversity side by side, one row per method and seed;
 * `set_table`: per method, the mean of each over the seeds;
 * `rank_correlations`: Spearman's rank correlation of accuracy with each diversity measure,
@@ -23,14 +22,13 @@ from typing import Sequence
 import pandas as pd
 
 from ddgd.config import SAMPLE_STAGES, RunConfig, config_hash
-from ddgd.experiments.comparisons import slug
 from ddgd.experiments.diversity import DIVERSITY_COLUMNS, DiversitySpec, diversity_path, run_diversity
-from ddgd.experiments.report import table
 from ddgd.experiments.runs import GENERATIVE, run_config
 
 MEASURES = {"coverage": "coverage", "recall": "recall", "vendi": "Vendi score", "precision": "precision",
             "density": "density"}
 WHOLE_SET = "all"  # the class of a row that measures the whole set against the whole reference
+KEY = ("method", "seed", "ipc", "class", "config_hash")  # one set's row of one class, in one feature space
 
 
 def _expected(cfg: RunConfig, methods: Sequence[str]) -> set[tuple]:
@@ -43,13 +41,16 @@ def diversity_of(cfg: RunConfig, methods: Sequence[str], csv: str | Path, root: 
     """The whole-set diversity rows of `cfg` x `methods` (`<csv stem>.diversity.csv`); with `compute`, the
     missing ones are measured first from the pools under `root` (run the accuracy rows first: they sample them)."""
     path = diversity_path(csv)
-    methods = [m for m in methods if m in (*GENERATIVE, "random")]  # `full` is the real training set itself
+    methods = [m for m in methods if m != "full"]  # the real training set itself: no set to measure
     want = _expected(cfg, methods)
 
     def read() -> pd.DataFrame:
         df = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=list(DIVERSITY_COLUMNS))
+        df = df[df["feature_space"].astype(str).map(space_kind) == spec.features]  # one feature space only
         keys = zip(df["method"].astype(str), df["seed"].astype(int), df["ipc"].astype(int), df["config_hash"].astype(str))
-        return df[pd.Series([k in want for k in keys], index=df.index, dtype=bool)]
+        df = df[pd.Series([k in want for k in keys], index=df.index, dtype=bool)]
+        # a set measured twice in one space (another spec, e.g. another reference size): its newest row
+        return df.sort_values("timestamp", kind="stable").drop_duplicates(list(KEY), keep="last")
 
     have = read()
     if compute and {tuple(k) for k in have[["method", "seed", "ipc", "config_hash"]].itertuples(index=False)} < want:
@@ -58,45 +59,9 @@ def diversity_of(cfg: RunConfig, methods: Sequence[str], csv: str | Path, root: 
     return have[have["class"].astype(str) == WHOLE_SET].reset_index(drop=True)
 
 
-def variant_diversity(variants: Sequence, csv: str | Path, root: str | Path, compute: bool = False,
-                      spec: DiversitySpec = DiversitySpec()) -> pd.DataFrame:
-    """`diversity_of` each `ddgd.experiments.variants.Variant`, from its own folder under `root` (where
-    `run_variants` runs it), with the variant's label in a `variant` column."""
-    parts = [diversity_of(v.config, v.methods, csv, Path(root) / slug(v.label), compute, spec).assign(variant=v.label)
-             for v in variants]
-    return pd.concat(parts, ignore_index=True)
-
-
-def diversity_section(variants: Sequence, focus: str, others: Sequence[str], csv: str | Path, root: str | Path,
-                      features: str | None = "judge", compute: bool = False, column: str = "variant",
-                      order: Sequence[str] | None = None) -> dict:
-    """The values of a comparison page's diversity section: `table` (`measure_table` by `column`, the
-    variants of an ablation or the methods) and, for coverage and the Vendi score, `focus`'s paired
-    differences with each of `others` as Markdown; the table's rows in `order` (default: `focus`, then
-    `others`). `features=None` measures nothing, and says so."""
-    from IPython.display import Markdown  # deferred: a notebook dependency, absent where only the package is
-
-    from ddgd.experiments.comparisons import compare, describe_comparison
-
-    if features is None:
-        frame = pd.DataFrame(columns=[column, "ipc", *MEASURES])
-    else:
-        frame = variant_diversity(variants, csv, root, compute, DiversitySpec(features=features))
-    if frame.empty:
-        why = ("no feature space was chosen (`features`)" if features is None else
-               f"{diversity_path(csv).name} holds no rows of these sets (rerun with `compute`)")
-        return {"table": pd.DataFrame(), **{m: Markdown(f"Not measured: {why}.") for m in ("coverage", "vendi")}}
-    return {"table": measure_table(frame, column, order or [focus, *others]),
-            **{m: Markdown(describe_comparison(compare(frame, focus, others, metric=m, by=("dataset", "ipc"),
-                                                       column=column), 3, "", ""))
-               for m in ("coverage", "vendi")}}
-
-
-def measure_table(frame: pd.DataFrame, rows: str, row_order: Sequence[str], measures: Sequence[str] = ("coverage",
-                  "recall", "vendi"), decimals: int = 3) -> pd.DataFrame:
-    """Per `rows` value: "mean ± std" over seeds of each whole-set measure, one column per measure and IPC."""
-    return pd.concat({MEASURES[m]: table(frame, metric=m, rows=rows, columns=("ipc",), decimals=decimals,
-                                         row_order=row_order) for m in measures}, axis=1)
+def space_kind(feature_space: str) -> str:
+    """Which `DiversitySpec.features` a row's `feature_space` name belongs to ("inception" or "judge")."""
+    return "inception" if feature_space.startswith("inception") else "judge"
 
 
 def joined(accuracy: pd.DataFrame, diversity: pd.DataFrame) -> pd.DataFrame:

@@ -118,3 +118,17 @@ def by_latent_size(sides: Sequence[int] = (8, 32), lambda_r: float = 0.002, lamb
                      "item_ratio": items["measured"].median(), "residual_rms": items["residual_rms"].median(),
                      "zhat_rms": items["zhat_rms"].median()})
     return pd.DataFrame(rows)
+
+
+RESOLUTION = 1.1  # a ratio of the two sizes' pulls under 1.1 is not read as a direction (one seed, 8 batches)
+
+
+def size_conclusion(small: pd.Series, large: pd.Series) -> str:
+    """What the latent-size measurement (`by_latent_size`: its smallest and largest rows) says of the CPU's
+    memory weights: no reason to raise them where the small latents pull at least as hard in both terms
+    (or weaker by less than RESOLUTION), else at most the factor by which they pull more weakly."""
+    weaker = max(large[k] / small[k] for k in ("ratio_gen", "ratio_real"))  # above 1: the small latents pull less
+    if weaker < RESOLUTION:
+        return "gives no reason to raise the memory weights on the CPU"
+    return f"would at most justify weights {weaker:.1f} times larger on the CPU"
+
