@@ -32,7 +32,7 @@
 
 # %% tags=["parameters"]
 preset = "fashion-mnist-quick"  # a name of ddgd.config.PRESETS
-overrides = {"sample.pool": 50, "finetune.lambda_g": 0.008}  # the pool holds at least `ipc` images per class; the paper's weight (see below)
+overrides = {"sample.pool": 50}  # the pool holds at least `ipc` images per class
 methods = ["dit", "minimax", "ddgd"]  # the panels after the originals
 classes = [0, 1, 3, 5, 7, 9]  # class indices shown, one row each
 per_class = 8  # images shown per class

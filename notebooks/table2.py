@@ -31,7 +31,7 @@
 # %% tags=["parameters"]
 preset = "fashion-mnist-quick"  # a name of ddgd.config.PRESETS
 datasets = ["fashion-tops", "fashion-other"]  # one configuration per dataset (data.dataset)
-overrides = {"eval.seeds": [0, 1, 2], "eval.protocol": "legacy", "finetune.lambda_g": 0.008}  # applied to every dataset; the settings of its rows (see below)
+overrides = {"eval.seeds": [0, 1, 2]}  # applied to every dataset
 methods = ["random", "dit", "minimax", "ddgd"]
 results_csv = "data/results/table2-cpu.csv"  # relative to the repository; None: <output_dir>/table2.csv
 compute = True  # run the runs this CSV lacks (none when it is complete; all 24 take about an hour on 2 CPU cores)

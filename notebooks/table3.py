@@ -34,7 +34,7 @@
 
 # %% tags=["parameters"]
 preset = "fashion-mnist-quick"  # a name of ddgd.config.PRESETS
-overrides = {"eval.seeds": [0, 1, 2], "eval.protocol": "legacy", "finetune.lambda_g": 0.008}  # applied to every variant; the settings of its rows (see below)
+overrides = {"eval.seeds": [0, 1, 2]}  # applied to every variant
 # each variant: the method, plus config overrides of its own
 variants = {
     "no memory terms": {"method": "finetune"},
