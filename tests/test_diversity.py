@@ -204,3 +204,20 @@ def test_the_diversity_command(digits_pools, tmp_path, capsys):
     assert main(["diversity", "--preset", "digits-tiny", "--out", str(root), "--csv", str(csv), "--methods", "full",
                  "--quiet"]) == 2
     assert "no diversity rows for full" in capsys.readouterr().err
+
+
+def test_the_page_measures_only_the_sets_it_lacks(digits_pools, tmp_path):
+    # dit's rows are measured once; afterwards its pool is gone, and the page still gets ddgd's rows
+    # without asking for dit's pool (the old rule measured every method again and failed on it)
+    import shutil
+
+    from ddgd.config import resolve
+    from ddgd.experiments.diversity import DiversitySpec, run_diversity
+    from ddgd.pages.diversity_accuracy import diversity_of
+
+    cfg, spec = resolve("digits-tiny"), DiversitySpec(real_per_class=10, kid_subsets=2, digits_judge_epochs=1)
+    run_diversity(cfg, ("dit",), digits_pools, tmp_path / "r.csv", spec, progress=False)
+    only_ddgd = tmp_path / "runs"
+    shutil.copytree(digits_pools / "ddgd", only_ddgd / "ddgd")
+    rows = diversity_of(cfg, ["dit", "ddgd"], tmp_path / "r.csv", only_ddgd, compute=True, spec=spec)
+    assert sorted(rows["method"]) == ["ddgd", "dit"] and set(rows["class"].astype(str)) == {"all"}

@@ -16,6 +16,7 @@ from the numbers:
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
@@ -39,7 +40,8 @@ def _expected(cfg: RunConfig, methods: Sequence[str]) -> set[tuple]:
 def diversity_of(cfg: RunConfig, methods: Sequence[str], csv: str | Path, root: str | Path, compute: bool = False,
                  spec: DiversitySpec = DiversitySpec(), progress: bool = False) -> pd.DataFrame:
     """The whole-set diversity rows of `cfg` x `methods` (`<csv stem>.diversity.csv`); with `compute`, the
-    missing ones are measured first from the pools under `root` (run the accuracy rows first: they sample them)."""
+    missing ones are measured first from the pools under `root` (run the accuracy rows first: they sample them),
+    each method's missing seeds only, so the pools of sets already measured need not be on disk."""
     path = diversity_path(csv)
     methods = [m for m in methods if m != "full"]  # the real training set itself: no set to measure
     want = _expected(cfg, methods)
@@ -53,8 +55,11 @@ def diversity_of(cfg: RunConfig, methods: Sequence[str], csv: str | Path, root: 
         return df.sort_values("timestamp", kind="stable").drop_duplicates(list(KEY), keep="last")
 
     have = read()
-    if compute and {tuple(k) for k in have[["method", "seed", "ipc", "config_hash"]].itertuples(index=False)} < want:
-        run_diversity(cfg, tuple(methods), root, csv, spec, progress)
+    lacking = want - {tuple(k) for k in have[["method", "seed", "ipc", "config_hash"]].itertuples(index=False)}
+    if compute and lacking:
+        for method in [m for m in methods if any(k[0] == m for k in lacking)]:
+            seeds = tuple(s for s in cfg.eval.seeds if any(k[:2] == (method, s) for k in lacking))
+            run_diversity(replace(cfg, eval=replace(cfg.eval, seeds=seeds)), (method,), root, csv, spec, progress)
         have = read()
     return have[have["class"].astype(str) == WHOLE_SET].reset_index(drop=True)
 
