@@ -39,7 +39,7 @@ from tqdm import tqdm  # text bars: the same in a terminal, a notebook and the b
 from ddgd.base.files import atomic_write
 from ddgd.base.provenance import git_commit, provenance
 from ddgd.config import SAMPLE_STAGES, RunConfig, config_hash, project_path
-from ddgd.experiments.phases import phase_classes, phase_dir, phased
+from ddgd.experiments.phases import phase_classes, phase_dir, phased, phases_on_disk
 from ddgd.experiments.pipeline import RealData, load_data, real_set, run_dir, sample_pool
 from ddgd.experiments.results import locked
 from ddgd.experiments.runs import GENERATIVE, run_config
@@ -53,6 +53,12 @@ DIVERSITY_COLUMNS = ("method", "dataset", "ipc", "seed", "class", "class_name", 
                      "config_hash", "diversity_hash", *PROVENANCE_COLUMNS, "timestamp")
 KEY_COLUMNS = ("method", "dataset", "ipc", "seed", "class", "feature_space", "config_hash", "diversity_hash")
 FEATURES = ("judge", "inception")
+INCEPTION_NAME = "inception-v3 pool 2048-d (torch-fidelity weights)"
+
+
+def space_kind(feature_space: str) -> str:
+    """Which of FEATURES a row's `feature_space` name belongs to (`feature_space` names every row)."""
+    return "inception" if feature_space.startswith("inception") else "judge"
 FASHION = ("fashion-mnist", *FASHION_SUBSETS)
 
 
@@ -124,7 +130,7 @@ def feature_space(cfg: RunConfig, spec: DiversitySpec, data: RealData, progress:
             x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x  # grey images: the same value in R, G, B
             return net(x.to(device)).float().cpu()
 
-        return FeatureSpace("inception-v3 pool 2048-d (torch-fidelity weights)",
+        return FeatureSpace(INCEPTION_NAME,
                             lambda x: _batched(inception, x, spec.batch_size))
     if cfg.data.dataset == "digits":
         jcfg = JudgeConfig(epochs=spec.digits_judge_epochs, resolution=cfg.data.resolution, seed=spec.reference_seed)
@@ -156,7 +162,7 @@ def pool_folders(cfg: RunConfig, root: Path, method: str, seed: int, n_classes: 
     if not phased(run_cfg):
         return [out / "samples"]
     if n_classes is None:
-        count = max(1, len([d for d in out.glob("phase*") if d.name[5:].isdigit()]))
+        count = max(1, len(phases_on_disk(out)))
     else:
         count = len(phase_classes(n_classes, run_cfg.finetune.classes_per_phase))
     return [phase_dir(out, p) / "samples" for p in range(count)]

@@ -27,6 +27,7 @@ from ddgd.base.files import atomic_dir, folder_name
 from ddgd.base.provenance import provenance
 from ddgd.config import RunConfig, from_dict, save_config
 from ddgd.experiments.hub_cards import dataset_card, model_card
+from ddgd.experiments.phases import phases_on_disk
 from ddgd.experiments.runs import GENERATIVE
 from ddgd.method.sample import verify_image_folder
 from ddgd.protocol.data import class_indices, class_names, data_classes
@@ -54,7 +55,7 @@ def find_source(path: str | Path) -> Source:
     """The run behind `path` (a run folder or its samples/ pool), verified, before anything is written."""
     path = Path(path)
     pool = path / "samples" if (path / "samples" / "manifest.json").is_file() else path
-    phases = sorted((d.name for d in path.glob("phase*") if d.name[5:].isdigit()), key=lambda n: int(n[5:]))
+    phases = [f"phase{p}" for p in phases_on_disk(path)]
     if not (pool / "manifest.json").is_file() and phases:  # ddgd.experiments.phases: one model per phase
         raise ExportError(f"{path} was fine-tuned in class phases, one model and pool each ({', '.join(phases)}): "
                           "`ddgd export` takes a run of one model and does not export phased runs")

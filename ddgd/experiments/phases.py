@@ -42,6 +42,11 @@ def phase_dir(out: Path, p: int) -> Path:
     return Path(out) / f"phase{p}"
 
 
+def phases_on_disk(out: Path) -> list[int]:
+    """The phase numbers of the ``phase<p>`` folders of a run folder, in numeric order."""
+    return sorted(int(d.name[5:]) for d in Path(out).glob("phase*") if d.name[5:].isdigit())
+
+
 def sub_cache(cache: LatentCache, classes: range) -> LatentCache:
     """The rows of `cache` whose local label lies in `classes`, relabelled 0..len(classes)-1."""
     rows = torch.nonzero((cache.labels >= classes.start) & (cache.labels < classes.stop)).squeeze(1)

@@ -23,7 +23,7 @@ from typing import Sequence
 import pandas as pd
 
 from ddgd.config import SAMPLE_STAGES, RunConfig, config_hash
-from ddgd.experiments.diversity import DIVERSITY_COLUMNS, DiversitySpec, diversity_path, run_diversity
+from ddgd.experiments.diversity import DIVERSITY_COLUMNS, DiversitySpec, diversity_path, run_diversity, space_kind
 from ddgd.experiments.runs import GENERATIVE, run_config
 
 MEASURES = {"coverage": "coverage", "recall": "recall", "vendi": "Vendi score", "precision": "precision",
@@ -57,16 +57,15 @@ def diversity_of(cfg: RunConfig, methods: Sequence[str], csv: str | Path, root: 
     have = read()
     lacking = want - {tuple(k) for k in have[["method", "seed", "ipc", "config_hash"]].itertuples(index=False)}
     if compute and lacking:
-        for method in [m for m in methods if any(k[0] == m for k in lacking)]:
+        by_seeds: dict[tuple, list[str]] = {}  # methods that lack the same seeds share one measurement
+        for method in methods:
             seeds = tuple(s for s in cfg.eval.seeds if any(k[:2] == (method, s) for k in lacking))
-            run_diversity(replace(cfg, eval=replace(cfg.eval, seeds=seeds)), (method,), root, csv, spec, progress)
+            if seeds:
+                by_seeds.setdefault(seeds, []).append(method)
+        for seeds, group in by_seeds.items():
+            run_diversity(replace(cfg, eval=replace(cfg.eval, seeds=seeds)), tuple(group), root, csv, spec, progress)
         have = read()
     return have[have["class"].astype(str) == WHOLE_SET].reset_index(drop=True)
-
-
-def space_kind(feature_space: str) -> str:
-    """Which `DiversitySpec.features` a row's `feature_space` name belongs to ("inception" or "judge")."""
-    return "inception" if feature_space.startswith("inception") else "judge"
 
 
 def joined(accuracy: pd.DataFrame, diversity: pd.DataFrame) -> pd.DataFrame:
