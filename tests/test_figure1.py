@@ -100,19 +100,33 @@ def test_summary_and_verdict(smoke_run):
     summary = summarise(smoke_run["results"])
     assert list(summary["method"]) == ["pretrained", "finetune", "minimax", "ddgd"]
     assert {"modes_hit_mean", "nn_distance_std"} <= set(summary.columns)
-    text = verdict(summary)
-    assert "DDGD" in text and "Minimax" in text
+    text = verdict(smoke_run["results"])
+    # two seeds are too few for a verdict: every comparison is "not measurably better or worse"
+    assert "DDGD covers the real distribution not measurably better or worse than Minimax" in text
+    assert text.count("too few seeds for a verdict") == 5
 
 
-def test_verdict_names_a_clear_winner_and_a_tie():
-    def summary(dist_ddgd, std):
-        return pd.DataFrame({"method": ["finetune", "minimax", "ddgd"], "modes_hit_mean": [3.0, 3.0, 3.0],
-                             "modes_hit_std": [0.5] * 3, "nn_distance_mean": [0.6, 0.6, dist_ddgd],
-                             "nn_distance_std": [std] * 3})
+def _results(dist_ddgd, noise):
+    """Eight seeds; DDGD's distance is `dist_ddgd` plus a per-seed offset `noise` * (-1, +1, -1, ...)."""
+    rows = []
+    for seed in range(8):
+        for method, dist in (("finetune", 0.6), ("minimax", 0.6), ("ddgd", dist_ddgd + noise * (-1) ** (seed + 1))):
+            rows.append({"method": method, "seed": seed, "modes_hit": 3.0, "nn_distance": dist})
+    return pd.DataFrame(rows)
 
-    assert "better than Minimax" in verdict(summary(0.4, 0.01))
-    assert "worse than Minimax" in verdict(summary(0.8, 0.01))
-    assert "on a par with Minimax" in verdict(summary(0.59, 0.05))
+
+def test_verdict_pairs_by_seed_and_reads_lower_distance_as_better():
+    # DDGD 0.2 closer on every seed: the interval lies below 0, which for a distance is "better"
+    text = verdict(_results(0.4, 0.01))
+    assert "DDGD covers the real distribution better than Minimax and better than plain fine-tuning" in text
+    assert "- DDGD - Minimax, mean distance to the nearest distilled point: -0.200 (95 % CI" in text
+    assert "8 seeds): better." in text
+    assert "worse than Minimax" in verdict(_results(0.8, 0.01))
+    # differences of -0.06 and +0.04 alternating: mean -0.01, an interval holding 0
+    tie = verdict(_results(0.59, 0.05))
+    assert "not measurably better or worse than Minimax" in tie and "unresolved" in tie
+    # equal modes hit on every seed: a mean difference of 0
+    assert "a mean difference of zero gives no number of seeds" in tie
 
 
 def test_bad_parameters_are_refused_with_the_fix():

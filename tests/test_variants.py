@@ -182,7 +182,30 @@ def test_describe_sweeps_follows_the_numbers(cfg):
     assert "best mean, 30.5 %, is at 0.002" in first and "(0.002) gives 30.5 %" in first
     # the two values' seed ranges are 2.0 and 1.0 points: their median, 1.5, is the spread compared with
     assert "span 19.5 points, more than the median spread between seeds at one value (1.5 points)" in first
+    assert first.endswith("the best mean is at the setting of the main experiments itself.")
+    # 0.008 beats the default by 3.0 and 2.5 points on seeds 0 and 1: mean +2.75, and two pairs are too
+    # few for a verdict; the t rule asks for 3 seeds, raised to the 6 a verdict takes
+    better = pd.concat([_frame(), sweep.sweep_frame(pd.DataFrame([_row("finetune.lambda_r=0.008", s, b)
+                                                                  for s, b in ((0, 33.0), (1, 33.5))]))])
+    first = figure4.describe_sweeps(better, sweep.defaults(cfg)).splitlines()[0]
+    assert "is at 0.008 of 3 value(s)" in first
+    assert first.endswith("paired by seed (the best of several values, so the difference is biased upwards): "
+                          "+2.8 points (95 % CI +2.5 to +3.0, 2 seeds): too few seeds for a verdict (it takes 6); "
+                          "about 6 seeds would resolve a difference of this size.")
     one_run = sweep.sweep_frame(pd.DataFrame([_row("finetune.n_gen=2", 0, 5.0)]))
     one = figure4.describe_sweeps(one_run, sweep.defaults(cfg))
     assert "no seed spread" in one and "(4) has no runs" in one
     assert figure4.describe_sweeps(one_run.iloc[0:0], {}).startswith("No sweep runs yet")
+
+
+def test_describe_choice_pairs_the_best_value_with_the_preset_value():
+    frame = _frame()  # lambda_r: 0.0005 gives 10 and 12, the default 0.002 gives 30 and 31
+    text = figure4.describe_choice(frame, "finetune.lambda_r", 0.002, "quick")
+    assert "is at 0.002, at the edge of the range swept" in text and "(30.5 %)" in text
+    assert text.endswith("the best mean is at the preset value itself.")
+    # a preset value of 0.0005: the best (0.002) is 20 and 19 points above it on seeds 0 and 1
+    text = figure4.describe_choice(frame, "finetune.lambda_r", 0.0005, "quick")
+    assert "the best value against the preset value, paired by seed" in text
+    assert "+19.5 points (95 % CI +19.0 to +20.0, 2 seeds): too few seeds for a verdict (it takes 6)" in text
+    assert figure4.describe_choice(frame, "finetune.lambda_r", 0.1, "quick").endswith(
+        "the preset value has no runs to pair the best value with.")

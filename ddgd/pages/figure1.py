@@ -26,6 +26,8 @@ import pandas as pd
 import torch
 
 from ddgd.config import METHOD_RULES
+from ddgd.experiments import statistics
+from ddgd.experiments.comparisons import paired_phrase
 from ddgd.method.diffusion import Schedule
 from ddgd.method.memory import ClassMemories
 from ddgd.pages.toy_diffusion import ToyDenoiser, sample_paths, score_field, train
@@ -37,7 +39,7 @@ TOY_METHODS = ("pretrained", "finetune", "minimax", "ddgd")
 class ToyParams:
     """Every knob of the experiment; the notebook's parameters cell holds the same names."""
 
-    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6, 7)
     methods: tuple[str, ...] = TOY_METHODS
     n_modes: int = 8
     radius: float = 2.0  # the ring of mode centres, around the origin (cosine = angle)
@@ -199,31 +201,43 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
     return out.loc[order].reset_index()
 
 
-def _compare(s: pd.DataFrame, a: str, b: str, column: str, lower_better: bool) -> str:
-    """'better than' / 'worse than' / 'on a par with' for method a against b, by one column."""
-    diff = s.loc[a, f"{column}_mean"] - s.loc[b, f"{column}_mean"]
-    spread = max(s.loc[a, f"{column}_std"], s.loc[b, f"{column}_std"])  # NaN with one seed
-    if diff == 0 or not abs(diff) > spread:  # within the seed-to-seed spread (or none): no claim
-        return "on a par with"
-    return "better than" if (diff < 0) == lower_better else "worse than"
+def _paired(results: pd.DataFrame, a: str, b: str, column: str, lower_better: bool, decimals: int) -> tuple[str, str]:
+    """(relation, phrase) of method a against b by one column, paired by seed (`ddgd.experiments.statistics`).
 
-
-def verdict(summary: pd.DataFrame) -> str:
-    """One sentence, computed from `summarise` output, on how DDGD fares against the other methods.
-
-    A difference no larger than the larger of the two standard deviations over seeds is called
-    "on a par" (a rough rule for this toy figure; the tables pair runs by seed, `ddgd.experiments.statistics`),
-    so the sentence never claims more than the runs show.
+    Within a seed every method starts from the same pretrained model and sees the same batches and
+    noise, so the runs of one seed are pairs. The difference is a - b; where lower is better the
+    interval's verdict is read the other way round (a negative distance difference is "better").
     """
-    s = summary.set_index("method")
-    if not {"finetune", "minimax", "ddgd"} <= set(s.index):
+    x, y = results[results["method"] == a], results[results["method"] == b]
+    p = statistics.paired_statistics(statistics.pair_by_seed(x["seed"], x[column], y["seed"], y[column]))
+    flip = {statistics.BETTER: statistics.WORSE, statistics.WORSE: statistics.BETTER}
+    said = flip.get(p.verdict, p.verdict) if lower_better else p.verdict
+    words = {statistics.BETTER: "better than", statistics.WORSE: "worse than"}
+    relation = words.get(said, "not measurably better or worse than")
+    phrase = paired_phrase(p.n_pairs, p.n_unpaired, p.mean_diff, p.ci_low, p.ci_high, said, p.seeds_needed,
+                           decimals=decimals, unit="")
+    return relation, phrase
+
+
+def verdict(results: pd.DataFrame) -> str:
+    """The page's sentence on how DDGD fares against the other methods, from the per-seed `results`.
+
+    Each comparison pairs the runs by seed and reads the tables' bootstrap interval
+    (`ddgd.experiments.statistics`): "better than" / "worse than" when the interval excludes 0,
+    "not measurably better or worse than" when it holds 0 or when there are fewer seeds than a verdict
+    takes, so the sentence never claims more than the runs show. The intervals follow as bullets.
+    """
+    if not {"finetune", "minimax", "ddgd"} <= set(results["method"]):
         return "DDGD, Minimax and plain fine-tuning were not all run, so they are not compared."
-    if s["nn_distance_std"].isna().any():
-        return "With a single seed there is no spread to judge the differences by: run more seeds to compare."
-    by_dist = [_compare(s, "ddgd", other, "nn_distance", True) for other in ("minimax", "finetune")]
-    by_modes = [_compare(s, "ddgd", other, "modes_hit", False) for other in ("minimax", "finetune")]
-    mm = _compare(s, "minimax", "finetune", "nn_distance", True)
-    return (f"Counting a difference only when it exceeds the spread over seeds, DDGD covers the real "
-            f"distribution {by_dist[0]} Minimax and "
-            f"{by_dist[1]} plain fine-tuning by the distance measure, and {by_modes[0]} Minimax and "
-            f"{by_modes[1]} plain fine-tuning by the modes hit; Minimax is {mm} plain fine-tuning by distance.")
+    names = {"ddgd": "DDGD", "minimax": "Minimax", "finetune": "plain fine-tuning"}
+    pairs = [("ddgd", "minimax", "nn_distance"), ("ddgd", "finetune", "nn_distance"), ("ddgd", "minimax", "modes_hit"),
+             ("ddgd", "finetune", "modes_hit"), ("minimax", "finetune", "nn_distance")]
+    measure = {"nn_distance": ("mean distance to the nearest distilled point", True, 3),
+               "modes_hit": ("modes hit", False, 1)}
+    said = {(a, b, col): _paired(results, a, b, col, *measure[col][1:]) for a, b, col in pairs}
+    r = {k: v[0] for k, v in said.items()}
+    text = (f"Paired by seed, DDGD covers the real distribution {r[pairs[0]]} Minimax and {r[pairs[1]]} plain "
+            f"fine-tuning by the distance measure, and {r[pairs[2]]} Minimax and {r[pairs[3]]} plain fine-tuning "
+            f"by the modes hit; Minimax is {r[pairs[4]]} plain fine-tuning by distance. The paired differences:")
+    bullets = [f"- {names[a]} - {names[b]}, {measure[col][0]}: {said[(a, b, col)][1]}." for a, b, col in pairs]
+    return "\n".join([text, "", *bullets])

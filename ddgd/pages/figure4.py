@@ -11,6 +11,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
 
+from ddgd.experiments import statistics
+from ddgd.experiments.comparisons import paired_phrase
 from ddgd.experiments.variants import SWEEPABLE, check_param, sweep_summary
 
 
@@ -62,7 +64,8 @@ def describe_sweeps(frame: pd.DataFrame, marks: dict[str, float], decimals: int 
     Computed from the numbers, so the sentences stay true whichever way the results go. The seed
     spread is the median over the values of the min-max range of the runs of one value (the median,
     so that one value where training breaks down does not set it); a range of means below it says
-    the parameter's effect is not told apart from seed noise at this scale.
+    the parameter's effect is not told apart from seed noise at this scale. The best value is then
+    compared with the main experiments' setting paired by seed (`against_setting`).
     """
     s = sweep_summary(frame)
     if s.empty:
@@ -78,8 +81,30 @@ def describe_sweeps(frame: pd.DataFrame, marks: dict[str, float], decimals: int 
                  f"{'more' if span > spread else 'no more'} than the median spread between seeds at one value "
                  f"({spread:{f}} points)")
         lines.append(f"- **{symbol}** ({net}, IPC {ipc}): the best mean, {best['mean']:{f}} %, is at {best['value']:g} "
-                     f"of {len(g)} value(s); {default}; the means span {span:{f}} points, {noise}.")
+                     f"of {len(g)} value(s); {default}; the means span {span:{f}} points, {noise}; "
+                     f"{against_setting(frame, param, net, ipc, best['value'], mark, decimals)}.")
     return "\n".join(lines)
+
+
+def against_setting(frame: pd.DataFrame, param: str, network: str, ipc: int, value: float, mark: float | None,
+                    decimals: int = 1, name: str = "the setting of the main experiments") -> str:
+    """The runs at `value` against those at `mark` (`name`: what `mark` is), paired by seed, in words.
+
+    `value` is the best of the sweep, picked from these same runs: the difference is the largest of
+    several and so biased upwards, which the phrase says. The statistics are the tables'
+    (`ddgd.experiments.statistics`: bootstrap interval over seeds, no verdict under 6 pairs).
+    """
+    if mark is not None and value == mark:
+        return f"the best mean is at {name} itself"
+    cell = frame[(frame["param"] == param) & (frame["network"] == network) & (frame["ipc"] == ipc)]
+    a, b = cell[cell["value"] == value], cell[cell["value"] == mark]
+    if mark is None or b.empty:
+        return f"{name} has no runs to pair the best value with"
+    p = statistics.paired_statistics(statistics.pair_by_seed(a["seed"], a["best"], b["seed"], b["best"]))
+    phrase = paired_phrase(p.n_pairs, p.n_unpaired, p.mean_diff, p.ci_low, p.ci_high, p.verdict, p.seeds_needed,
+                           decimals=decimals)
+    return (f"the best value against {name}, paired by seed (the best of several values, so the difference is "
+            f"biased upwards): {phrase}")
 
 
 def describe_choice(frame: pd.DataFrame, param: str, chosen: float, preset: str, decimals: int = 1) -> str:
@@ -93,6 +118,8 @@ def describe_choice(frame: pd.DataFrame, param: str, chosen: float, preset: str,
     inside = best["value"] not in (g["value"].min(), g["value"].max())
     at = g[g["value"] == chosen]
     there = f"{at['mean'].iloc[0]:.{decimals}f} %" if len(at) else "no runs in this sweep"
-    return (f"The best mean of the {symbol} sweep, {best['mean']:.{decimals}f} %, is at {best['value']:g}, "
-            f"{'inside the range swept' if inside else 'at the edge of the range swept: the optimum may lie beyond it'}; "
-            f"the preset `{preset}` uses {symbol} = {chosen:g} ({there}).")
+    edge = "inside the range swept" if inside else "at the edge of the range swept: the optimum may lie beyond it"
+    paired = against_setting(frame, param, g["network"].iloc[0], g["ipc"].iloc[0], best["value"], chosen, decimals,
+                             "the preset value")
+    return (f"The best mean of the {symbol} sweep, {best['mean']:.{decimals}f} %, is at {best['value']:g}, {edge}; "
+            f"the preset `{preset}` uses {symbol} = {chosen:g} ({there}); {paired}.")
