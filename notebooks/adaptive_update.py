@@ -198,8 +198,8 @@ labels = {m: f"{m} ({with_seed(cfg, seed, m).finetune.rule})" for m in finetune_
 compared = {"minimax", "ddgd"} <= set(labels) and {labels["minimax"], labels["ddgd"]} <= set(late.index)
 glue_values("au", {"seed": seed, "ft-steps": cfg.finetune.max_steps, "log-every": cfg.finetune.memory_log_every,
                    "ft-late": late.round(3),
-                   "ft-gen": describe_rules(late, labels["ddgd"], labels["minimax"], "gen") if compared else "",
-                   "ft-real": describe_rules(late, labels["ddgd"], labels["minimax"], "real") if compared else ""})
+                   "ft-gen": describe_rules(late, labels["ddgd"], labels["minimax"], "gen", logs) if compared else "",
+                   "ft-real": describe_rules(late, labels["ddgd"], labels["minimax"], "real", logs) if compared else ""})
 
 # %% [markdown]
 # ```{glue:figure} au-ft-diversity

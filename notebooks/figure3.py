@@ -140,4 +140,7 @@ glue_values("fig3", {"diversity-table": table, "verdict": verdict, "judge-accura
 # {glue:text}`fig3-verdict`
 #
 # These are the runs of one seed, so the numbers carry the noise of one fine-tuning and one
-# sampling run per method; the per-class counts say how consistent a difference is across classes.
+# sampling run per method. The comparison pairs the two sets class by class (the tables' bootstrap
+# interval, over classes instead of seeds): it says how consistent a difference is across the
+# classes of these sets, not whether it would recur with another seed, which the page
+# {doc}`diversity` measures over ten seeds.

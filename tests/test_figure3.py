@@ -128,20 +128,26 @@ def test_judge_rows_per_class():
 
 
 def _rows(ddgd, minimax):
-    data = [("real", c, 1.0) for c in range(3)] + [("minimax", c, d) for c, d in enumerate(minimax)]
+    data = [("real", c, 1.0) for c in range(len(minimax))] + [("minimax", c, d) for c, d in enumerate(minimax)]
     data += [("ddgd", c, d) for c, d in enumerate(ddgd)]
     return pd.DataFrame([dict(method=m, class_index=c, diversity=d, judge_accuracy=80.0) for m, c, d in data])
 
 
 def test_describe_diversity_says_which_way_it_goes():
-    more = gallery.describe_diversity(_rows([0.9, 0.8, 0.3], [0.5, 0.5, 0.5]), others=("minimax", "dit"))
-    assert more.startswith("DDGD (ours) is more diverse than Minimax by this measure: mean ratio 0.67 against "
-                           "0.50, higher in 2 of 3 classes.")
+    # higher in every one of six classes, by 0.1 to 0.4: the interval over classes lies above 0
+    more = gallery.describe_diversity(_rows([0.9, 0.8, 0.6, 0.7, 0.6, 0.8], [0.5] * 6), others=("minimax", "dit"))
+    assert more.startswith("DDGD (ours) is more diverse than Minimax by this measure: mean ratio 0.73 against "
+                           "0.50, higher in 6 of 6 classes; paired by class, +0.23 (95 % CI +0.15 to +0.32, "
+                           "6 classes): better.")
     assert "real images of the same size scores 1.00" in more and "DiT" not in more
-    less = gallery.describe_diversity(_rows([0.4, 0.4, 0.4], [0.5, 0.5, 0.5]), others=("minimax",))
-    assert "is less diverse than Minimax" in less and "higher in 0 of 3" in less
-    mixed = gallery.describe_diversity(_rows([0.6, 0.6, 0.0], [0.5, 0.5, 0.5]), others=("minimax",))
-    assert "neither clearly more nor less diverse" in mixed
+    less = gallery.describe_diversity(_rows([0.4] * 6, [0.5] * 6), others=("minimax",))
+    assert "is less diverse than Minimax" in less and "higher in 0 of 6" in less
+    # higher in 4 of 6 classes, but by little against a large loss in one: the interval holds 0
+    mixed = gallery.describe_diversity(_rows([0.6, 0.6, 0.6, 0.6, 0.0, 0.5], [0.5] * 6), others=("minimax",))
+    assert "not told apart in diversity from Minimax" in mixed and "): unresolved." in mixed
+    # three classes are too few for a verdict; the phrase names classes, not seeds
+    few = gallery.describe_diversity(_rows([0.9, 0.8, 0.7], [0.5] * 3), others=("minimax",))
+    assert "3 classes): too few classes for a verdict (it takes 6)" in few and "seed" not in few
     assert gallery.describe_diversity(_rows([], [0.5]).query("method != 'ddgd'")).startswith("No diversity")
 
 

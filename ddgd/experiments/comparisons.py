@@ -65,27 +65,35 @@ def headline(df: pd.DataFrame, values: Sequence[str], network: str | None = None
     return ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1] if parts else ""
 
 
+def _plural(word: str) -> str:
+    return word + ("es" if word.endswith("s") else "s")
+
+
 def _count(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+    return f"{n} {word}" if n == 1 else f"{n} {_plural(word)}"
 
 
 def paired_phrase(n_pairs: int, n_unpaired: int, mean_diff: float, ci_low: float, ci_high: float, verdict: str,
                   seeds_needed: float | None, confidence: float = CONFIDENCE, decimals: int = 1,
-                  unit: str = " points") -> str:
+                  unit: str = " points", pair_word: str = "seed") -> str:
     """The paired statistics of one cell in words, e.g. "+0.4 points (95 % CI -0.3 to +1.1, 3 seeds): unresolved;
     about 12 seeds would resolve a difference of this size".
 
     The verdict is the interval's (`statistics.verdict`); the number of seeds is `statistics.seeds_needed`'s
     t rule, named when the difference is unresolved or has too few seeds for a verdict (fewer than
     `statistics.MIN_PAIRS`), and beside a resolved verdict when the t rule asks for more seeds than were run.
+    `pair_word` names what pairs the runs when it is not the seed (a class of one gallery); give
+    `seeds_needed` None there.
     """
     f = f"+.{decimals}f"
     dropped = f"{_count(n_unpaired, 'unpaired run')} left out" if n_unpaired else ""
+    too_few = TOO_FEW if pair_word == "seed" else f"too few {_plural(pair_word)}"
     if n_pairs < 2:
-        said = "no seed has runs of both" if n_pairs == 0 else f"{mean_diff:{f}}{unit} from 1 seed"
-        return said + (f" ({dropped})" if dropped else "") + f": {TOO_FEW}" + (" for an interval" if n_pairs else "")
+        said = f"no {pair_word} has runs of both" if n_pairs == 0 else f"{mean_diff:{f}}{unit} from 1 {pair_word}"
+        return said + (f" ({dropped})" if dropped else "") + f": {too_few}" + (" for an interval" if n_pairs else "")
     text = (f"{mean_diff:{f}}{unit} ({confidence * 100:g} % CI {ci_low:{f}} to {ci_high:{f}}, "
-            f"{_count(n_pairs, 'seed')}" + (f"; {dropped}" if dropped else "") + f"): {verdict}")
+            f"{_count(n_pairs, pair_word)}" + (f"; {dropped}" if dropped else "") + "): "
+            + (too_few if verdict == TOO_FEW else verdict))
     needed = None if seeds_needed is None or pd.isna(seeds_needed) else seeds_needed
     if verdict == TOO_FEW:  # an interval, but from fewer pairs than a verdict needs
         text += f" for a verdict (it takes {statistics.MIN_PAIRS})"

@@ -31,6 +31,8 @@ from ddgd.base.files import atomic_dir
 from ddgd.base.provenance import provenance
 from ddgd.config import SAMPLE_STAGES, RunConfig, config_hash, to_dict
 from ddgd.embedded.quality import conditional_accuracy, diversity_ratio, predict, train_judge
+from ddgd.experiments import statistics
+from ddgd.experiments.comparisons import paired_phrase
 from ddgd.experiments.runs import with_seed
 from ddgd.method.sample import ipc_subset, write_image_folder
 from ddgd.protocol.data import load_image_folder, real_baseline, resize
@@ -220,9 +222,11 @@ def diversity_summary(rows: pd.DataFrame) -> pd.DataFrame:
 def describe_diversity(rows: pd.DataFrame, method: str = "ddgd", others: tuple[str, ...] = ("minimax", "dit")) -> str:
     """Sentences comparing the diversity of `method` with each of `others`, written from the numbers.
 
-    A method counts as more diverse than another when both its mean ratio over classes is higher and
-    it is higher in more than half of the classes, less diverse when both go the other way, and
-    neither when the mean and the classes disagree; the numbers follow in the sentence.
+    A gallery is one set per method, so the ratios are paired by class: the difference of the two
+    sets' ratios in each class, its bootstrap interval over the classes and the verdict it gives
+    (`ddgd.experiments.statistics`, the tables' rules with the class in place of the seed): more
+    diverse when the interval lies above 0, less below, not told apart when it holds 0. The
+    classes are this gallery's own, so the verdict speaks of these sets, not of the method's seeds.
     """
     wide = rows.pivot(index="class_index", columns="method", values="diversity")
     if method not in wide:
@@ -231,11 +235,14 @@ def describe_diversity(rows: pd.DataFrame, method: str = "ddgd", others: tuple[s
     for other in [o for o in others if o in wide]:
         mine, theirs = wide[method], wide[other]
         wins, k = int((mine > theirs).sum()), len(wide)
-        verdict = ("more diverse" if mine.mean() > theirs.mean() and wins > k / 2 else
-                   "less diverse" if mine.mean() < theirs.mean() and wins < k / 2 else
-                   "neither clearly more nor less diverse")
-        lines.append(f"{DISPLAY.get(method, method)} is {verdict} than {DISPLAY.get(other, other)} by this measure: "
-                     f"mean ratio {mine.mean():.2f} against {theirs.mean():.2f}, higher in {wins} of {k} classes.")
+        p = statistics.paired_statistics(statistics.pair_by_seed(wide.index, mine, wide.index, theirs))
+        verdict = {statistics.BETTER: "more diverse than", statistics.WORSE: "less diverse than"}.get(
+            p.verdict, "not told apart in diversity from")
+        phrase = paired_phrase(p.n_pairs, p.n_unpaired, p.mean_diff, p.ci_low, p.ci_high, p.verdict, None,
+                               decimals=2, unit="", pair_word="class")
+        lines.append(f"{DISPLAY.get(method, method)} is {verdict} {DISPLAY.get(other, other)} by this measure: "
+                     f"mean ratio {mine.mean():.2f} against {theirs.mean():.2f}, higher in {wins} of {k} classes; "
+                     f"paired by class, {phrase}.")
     if REAL in wide:
         lines.append(f"A random draw of real images of the same size scores {wide[REAL].mean():.2f}.")
     return " ".join(lines)

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ddgd.experiments import statistics
+from ddgd.experiments.comparisons import paired_phrase
 from ddgd.method.checkpoints import read_checkpoint
 from ddgd.method.memory_stats import LOG_COLUMNS
 
@@ -40,19 +42,41 @@ def class_summary(log: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(parts).join(g["items"].mean().rename("items")).reset_index()
 
 
+def _late(log: pd.DataFrame, fraction: float) -> pd.DataFrame:
+    """The rows of the last `fraction` of the logged steps (empty for an empty log)."""
+    steps = sorted(log.step.unique())
+    return log[log.step >= steps[int(len(steps) * (1 - fraction))]] if steps else log
+
+
 def late_means(logs: dict[str, pd.DataFrame], fraction: float = 0.5) -> pd.DataFrame:
     """Mean of each measure over classes and over the last `fraction` of the logged steps: [run x (memory, measure)]."""
-    rows = {}
-    for label, log in logs.items():
-        steps = sorted(log.step.unique())
-        if steps:  # a run shorter than its log interval has no row
-            late = log[log.step >= steps[int(len(steps) * (1 - fraction))]]
-            rows[label] = late.groupby("memory")[list(MEASURES)].mean().stack()
+    rows = {label: _late(log, fraction).groupby("memory")[list(MEASURES)].mean().stack()
+            for label, log in logs.items() if not log.empty}  # a run shorter than its log interval has no row
     return pd.DataFrame(rows).T
 
 
-def describe_rules(late: pd.DataFrame, adaptive: str, fifo: str, memory: str = "gen") -> str:
-    """One sentence comparing the two runs' `memory` (late means): which keeps it more diverse, by both measures."""
+def by_class(logs: dict[str, pd.DataFrame], adaptive: str, fifo: str, memory: str, measure: str,
+             fraction: float = 0.5) -> str:
+    """The two runs' late class means of one measure, paired by class (the tables' bootstrap interval), in words.
+
+    The difference is adaptive - FIFO over the classes of one run each; the verdict reads the sign
+    as diversity (a lower similarity, a higher Vendi score: more diverse). It says how consistent
+    the difference is across classes, not across seeds.
+    """
+    a, f = (_late(logs[r], fraction).groupby(["memory", "class"])[measure].mean().loc[memory] for r in (adaptive, fifo))
+    p = statistics.paired_statistics(statistics.pair_by_seed(a.index, a, f.index, f))
+    up, down = ("more diverse", "less diverse") if measure == "vendi" else ("less diverse", "more diverse")
+    said = {statistics.BETTER: up, statistics.WORSE: down}.get(p.verdict, p.verdict)
+    return paired_phrase(p.n_pairs, p.n_unpaired, p.mean_diff, p.ci_low, p.ci_high, said, None,
+                         decimals=3 if measure == "mean_cos" else 2, unit="", pair_word="class")
+
+
+def describe_rules(late: pd.DataFrame, adaptive: str, fifo: str, memory: str = "gen",
+                   logs: dict[str, pd.DataFrame] | None = None) -> str:
+    """Sentences comparing the two runs' `memory` (late means): which keeps it more diverse, by both measures.
+
+    With the runs' `logs`, each measure's difference is also paired by class (`by_class`).
+    """
     a, f = late.loc[adaptive, memory], late.loc[fifo, memory]
     name = {"gen": "M_gen", "real": "M_real"}[memory]
     cos = "lower" if a.mean_cos < f.mean_cos else "higher"
@@ -61,9 +85,14 @@ def describe_rules(late: pd.DataFrame, adaptive: str, fifo: str, memory: str = "
     neither = cos == "higher" and ven == "lower"
     verdict = ("more diverse by both measures" if both else "less diverse by both measures" if neither
                else "more diverse by one measure and less by the other")
-    return (f"Under {adaptive}, {name} has a {cos} mean pairwise similarity ({a.mean_cos:.3f} against "
+    text = (f"Under {adaptive}, {name} has a {cos} mean pairwise similarity ({a.mean_cos:.3f} against "
             f"{f.mean_cos:.3f} under {fifo}) and a {ven} Vendi score ({a.vendi:.2f} against {f.vendi:.2f}): "
             f"{verdict}.")
+    if logs is None:
+        return text
+    return (text + f" Paired by class ({adaptive} - {fifo}): similarity "
+            f"{by_class(logs, adaptive, fifo, memory, 'mean_cos')}; Vendi score "
+            f"{by_class(logs, adaptive, fifo, memory, 'vendi')}.")
 
 
 def diversity_figure(logs: dict[str, pd.DataFrame], title: str = ""):
