@@ -84,6 +84,13 @@ def run_facts(runs: pd.DataFrame, preset: str, csv: str) -> dict[str, Any]:
             "provenance": provenance_line(runs)}
 
 
+def pinned_settings(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The overrides of a page that pin a setting the CPU presets changed (`ddgd.config.presets.FIRST_CPU_SETTINGS`)."""
+    from ddgd.config.presets import FIRST_CPU_SETTINGS
+
+    return {k: overrides[k] for k in FIRST_CPU_SETTINGS if k in overrides}
+
+
 def settings_note(overrides: Mapping[str, Any]) -> str:
     """The page's sentence on the settings it pins to read rows computed before the CPU presets changed.
 
@@ -92,9 +99,9 @@ def settings_note(overrides: Mapping[str, Any]) -> str:
     passes those settings as overrides, and says so with this sentence.
     """
     from ddgd.config import FinetuneConfig
-    from ddgd.config.presets import CPU_LAMBDA_G, FIRST_CPU_SETTINGS
+    from ddgd.config.presets import CPU_LAMBDA_G
 
-    pinned = {k: overrides[k] for k in FIRST_CPU_SETTINGS if k in overrides}
+    pinned = pinned_settings(overrides)
     if not pinned:
         return "Its runs use the preset's own settings."
     words = {"eval.protocol": lambda v: f"the evaluation protocol `{v}`" + (" (this package's first one)" if
