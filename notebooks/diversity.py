@@ -31,7 +31,7 @@
 
 # %% tags=["parameters"]
 preset = "fashion-mnist-quick"  # a name of ddgd.config.PRESETS
-overrides = {"eval.seeds": [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], "eval.protocol": "legacy", "finetune.lambda_g": 0.008}  # ten seeds: enough pairs for a verdict; the settings of its rows (see below)
+overrides = {"eval.seeds": [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]}  # ten seeds: enough pairs for a verdict
 methods = ["dit", "minimax", "ddgd", "random"]  # the sets compared (generative methods and random)
 features = "judge"  # feature space: the shipped judge (Fashion-MNIST) or "inception" (ImageNet, GPU)
 results_csv = "data/results/seeds-cpu.csv"  # relative to the repository; None: <output_dir>/seeds.csv
