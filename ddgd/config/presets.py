@@ -36,9 +36,10 @@ def _fashion(name: str, **sections: dict) -> RunConfig:
         model=ModelConfig(dit="data/fashion-ldm/transformer", vae_encode="data/fashion-ldm/vae",
                           vae_decode="data/fashion-ldm/vae", dit_numerics="diffusers"),
         data=DataConfig(dataset="fashion-mnist", resolution=32),
-        # lambda_g: the best of the quick-scale sweep (book page Figure 4, "The memory weights at CPU
-        # scale"; the latent dimension gives no reason to rescale it, eq-grad-ratio); the paper's 0.008 is
-        # one override away (-o finetune.lambda_g=0.008). lambda_r keeps the paper's value: its sweep is flat.
+        # lambda_g: the best of a first quick-scale sweep under the first protocol (book page Deviations,
+        # "The CPU presets' settings"; page Figure 4 reruns the sweep at these settings and pairs its best
+        # value with this one; the latent dimension gives no reason to rescale it, eq-grad-ratio); the
+        # paper's 0.008 is one override away (-o finetune.lambda_g=0.008). lambda_r keeps the paper's value.
         finetune=FinetuneConfig(batch_size=8, epochs=1, max_steps=1000, ema_decay=0.995, checkpoint_every=250,
                                 lambda_g=CPU_LAMBDA_G),
         sample=SampleConfig(pool=50, steps=50, batch_size=250),
