@@ -138,10 +138,10 @@ def test_describe_diversity_says_which_way_it_goes():
     more = gallery.describe_diversity(_rows([0.9, 0.8, 0.6, 0.7, 0.6, 0.8], [0.5] * 6), others=("minimax", "dit"))
     assert more.startswith("DDGD (ours) is more diverse than Minimax by this measure: mean ratio 0.73 against "
                            "0.50, higher in 6 of 6 classes; paired by class, +0.23 (95 % CI +0.15 to +0.32, "
-                           "6 classes): better.")
+                           "6 classes): more diverse.")
     assert "real images of the same size scores 1.00" in more and "DiT" not in more
     less = gallery.describe_diversity(_rows([0.4] * 6, [0.5] * 6), others=("minimax",))
-    assert "is less diverse than Minimax" in less and "higher in 0 of 6" in less
+    assert "is less diverse than Minimax" in less and "higher in 0 of 6" in less and "): less diverse." in less
     # higher in 4 of 6 classes, but by little against a large loss in one: the interval holds 0
     mixed = gallery.describe_diversity(_rows([0.6, 0.6, 0.6, 0.6, 0.0, 0.5], [0.5] * 6), others=("minimax",))
     assert "not told apart in diversity from Minimax" in mixed and "): unresolved." in mixed

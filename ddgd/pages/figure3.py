@@ -236,9 +236,10 @@ def describe_diversity(rows: pd.DataFrame, method: str = "ddgd", others: tuple[s
         mine, theirs = wide[method], wide[other]
         wins, k = int((mine > theirs).sum()), len(wide)
         p = statistics.paired_statistics(statistics.pair_by_seed(wide.index, mine, wide.index, theirs))
-        verdict = {statistics.BETTER: "more diverse than", statistics.WORSE: "less diverse than"}.get(
-            p.verdict, "not told apart in diversity from")
-        phrase = paired_phrase(p.n_pairs, p.n_unpaired, p.mean_diff, p.ci_low, p.ci_high, p.verdict, None,
+        said = {statistics.BETTER: "more diverse", statistics.WORSE: "less diverse"}.get(p.verdict, p.verdict)
+        verdict = f"{said} than" if p.verdict in (statistics.BETTER, statistics.WORSE) else \
+            "not told apart in diversity from"
+        phrase = paired_phrase(p.n_pairs, p.n_unpaired, p.mean_diff, p.ci_low, p.ci_high, said, None,
                                decimals=2, unit="", pair_word="class")
         lines.append(f"{DISPLAY.get(method, method)} is {verdict} {DISPLAY.get(other, other)} by this measure: "
                      f"mean ratio {mine.mean():.2f} against {theirs.mean():.2f}, higher in {wins} of {k} classes; "
